@@ -1,0 +1,139 @@
+"""Training plumbing shared by `colorize.train` and `srgan.train`.
+
+Nothing here reads absl flags: entry modules turn flags into a frozen dataclass
+config and pass it (and a workdir) in.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from typing import Any, Mapping
+
+import numpy as np
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a training loss becomes NaN or infinite."""
+
+
+def atomic_write_bytes(path: str, payload: bytes) -> None:
+    """Writes `payload` to `path` so that readers never see a partial file.
+
+    The bytes go to a temporary file in the same directory, are flushed and
+    fsynced, then renamed over `path` (rename is atomic on POSIX).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def config_to_dict(config: Any) -> dict:
+    """Returns a JSON-able dict of a dataclass config (tuples become lists)."""
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    return dict(config)
+
+
+def save_config(config: Any, workdir: str, name: str = "config.json") -> str:
+    """Writes the resolved config as JSON beside the checkpoints.
+
+    Inference and resumed runs read it back, so nothing depends on flags that
+    were passed once and forgotten.
+
+    Returns:
+        The path written.
+    """
+    path = os.path.join(workdir, name)
+    text = json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
+def load_config(path: str) -> dict:
+    """Reads a config written by `save_config`."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def check_finite(losses: Mapping[str, Any], step: int) -> None:
+    """Stops training on a NaN/inf loss, naming the loss and the step.
+
+    Args:
+        losses: name -> scalar (float, numpy or tensor).
+        step: the global step the losses belong to.
+
+    Raises:
+        NonFiniteLossError: if any loss is not finite.
+    """
+    for name, value in losses.items():
+        v = float(np.asarray(value))
+        if not math.isfinite(v):
+            raise NonFiniteLossError(
+                f"non-finite {name} loss ({v}) at step {step}; stopping. The last good "
+                "checkpoint is kept; lower the learning rate or check the data."
+            )
+
+
+def set_seed(seed: int) -> None:
+    """Seeds Python, NumPy and the Keras/TensorFlow global generators."""
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+class TrainState:
+    """Full training state on disk: models, optimisers and step, with resume.
+
+    Wraps `tf.train.Checkpoint` + `tf.train.CheckpointManager`, which write each
+    checkpoint under a fresh name and only then update the `checkpoint` index
+    file, so a kill mid-write leaves the previous checkpoint usable.
+
+    Args:
+        directory: where checkpoints go (created if missing).
+        max_to_keep: how many recent checkpoints to keep.
+        **trackables: models, optimisers and variables to save, by name.
+    """
+
+    def __init__(self, directory: str, max_to_keep: int = 3, **trackables: Any) -> None:
+        import tensorflow as tf
+
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint if there is one.
+
+        Optimisers must already hold their slot variables (call
+        `optimizer.build(model.trainable_variables)` first) so that their state
+        is restored rather than silently re-initialised.
+
+        Returns:
+            The restored step (0 when starting fresh).
+        """
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def save(self, step: int) -> str:
+        """Saves everything at `step`; returns the checkpoint prefix."""
+        self.step.assign(int(step))
+        return self.manager.save(checkpoint_number=int(step))
+
+    @property
+    def latest(self) -> str | None:
+        return self.manager.latest_checkpoint

@@ -1,0 +1,47 @@
+"""Install the astro colourise + super-resolve tool.
+
+TensorFlow is chosen by extra so that CPU-only machines (and CI) get the small
+`tensorflow-cpu` wheel while GPU users get the CUDA-capable one:
+
+    pip install -e ".[cpu]"        # tensorflow-cpu 2.21 (CI, laptops)
+    pip install -e ".[gpu]"        # tensorflow[and-cuda] 2.21 (NVIDIA GPUs on Linux)
+    pip install -e ".[cpu,test]"   # plus pytest/hypothesis for the test suite
+    pip install -e ".[cpu,test,tl]"  # plus TensorLayer 2.2.5 for srgan.import_tl
+
+Exactly one of `cpu` or `gpu` should be picked; without either, TensorFlow must
+already be installed.
+"""
+from setuptools import find_packages, setup
+
+TF = "2.21.*"
+
+setup(
+    name="astro-colorize-sr",
+    version="0.1.0",
+    description=(
+        "Colourise greyscale telescope frames and super-resolve them 4x "
+        "(Peh & Marshland, Stanford CS230, reproduced and extended)."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["colorize*", "srgan*", "pipeline*", "data*", "common*"]),
+    install_requires=[
+        "numpy>=1.26,<3",
+        "scipy>=1.11,<2",
+        "imageio>=2.31,<3",
+        "pillow>=10",
+        "matplotlib>=3.8,<4",
+        "absl-py>=2.1,<3",
+        "astropy>=6.0,<9",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={
+        "cpu": [f"tensorflow-cpu=={TF}"],
+        "gpu": [f"tensorflow[and-cuda]=={TF}"],
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+        # TensorLayer 2.2.5 imports on TF 2.21 only with these two beside it
+        # (undeclared by TensorLayer itself).
+        "tl": ["tensorlayer==2.2.5", "opencv-python-headless>=4.8,<5", "matplotlib>=3.8,<4"],
+    },
+)
