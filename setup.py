@@ -28,6 +28,7 @@ setup(
     packages=find_packages(include=["colorize*", "srgan*", "pipeline*", "data*", "common*"]),
     install_requires=[
         "numpy>=1.26,<3",
+        "pypng>=0.20220715",
         "scipy>=1.11,<2",
         "imageio>=2.31,<3",
         "pillow>=10",

@@ -1,0 +1,211 @@
+"""`tf.data` builders for the colouriser and the SRGAN.
+
+Both read files with `data.io.read_image` (so training sees exactly what the
+pipeline sees), decode in parallel (`AUTOTUNE`), and prefetch. Randomness comes
+from stateless ops seeded per element by `tf.data.Dataset.random(seed)`, so a
+seeded run gives the same batches however many threads decode.
+
+Training mode repeats forever and shuffles; eval mode is one deterministic pass.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from data.colour import rgb_to_yuv
+from data.io import list_images, read_image
+
+AUTOTUNE = tf.data.AUTOTUNE
+SPLITS = ("train", "dev", "test")
+
+
+def split_files(data_dir: str, split: str) -> list[str]:
+    """Images of one split in the layout written by `python -m data.prepare`.
+
+    Args:
+        data_dir: the `--out` folder of `data.prepare` (holds `train/`, `dev/`, `test/`).
+        split: `train`, `dev` or `test`.
+
+    Raises:
+        ValueError: unknown split, or no images there (the message says how to make them).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    folder = os.path.join(data_dir, split)
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"{folder}: no such folder. Prepare the data first: "
+            f"python -m data.prepare --src IMAGES_DIR --out {data_dir}"
+        )
+    files = list_images(folder)
+    if not files:
+        raise ValueError(f"{folder}: no usable images (PNG/JPEG/TIFF/FITS) in the {split} split")
+    return files
+
+
+def _load_rgb(path: tf.Tensor) -> tf.Tensor:
+    """Reads one file as float32 RGB `[H, W, 3]` in [0, 1] (grey is repeated)."""
+
+    def _read(p: bytes) -> np.ndarray:
+        image = read_image(p.decode("utf-8"))
+        if image.shape[-1] == 1:
+            image = np.repeat(image, 3, axis=-1)
+        return image.astype(np.float32)
+
+    image = tf.numpy_function(_read, [path], tf.float32, stateful=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Random flips and 90-degree rotations: the sky has no preferred orientation."""
+    s1 = tf.random.experimental.stateless_split(seed, 3)
+    image = tf.image.stateless_random_flip_left_right(image, s1[0])
+    image = tf.image.stateless_random_flip_up_down(image, s1[1])
+    k = tf.random.stateless_uniform([], s1[2], minval=0, maxval=4, dtype=tf.int32)
+    return tf.image.rot90(image, k)
+
+
+def _pad_to(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Zero-pads (black sky) so both sides are at least `size`, centred."""
+    shape = tf.shape(image)
+    h = tf.maximum(shape[0], size)
+    w = tf.maximum(shape[1], size)
+    return tf.image.pad_to_bounding_box(image, (h - shape[0]) // 2, (w - shape[1]) // 2, h, w)
+
+
+def _files_dataset(paths: Sequence[str], training: bool, seed: int) -> tf.data.Dataset:
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ValueError("no image files given to the dataset builder")
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    if training:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
+    # One [2]-int64 stateless seed per element, independent of parallelism.
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    return tf.data.Dataset.zip((ds, seeds))
+
+
+def resize_image(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Antialiased bilinear resize to `height` x `width`, clipped to [0, 1].
+
+    The one resize used for the colouriser's working resolution, in training
+    and in the pipeline alike, so both see the same kind of image.
+    """
+    return tf.clip_by_value(tf.image.resize(image, (height, width), method="bilinear", antialias=True), 0.0, 1.0)
+
+
+def colorize_example(rgb: tf.Tensor, size: int, training: bool, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """One colouriser pair from an RGB image.
+
+    Eval resizes the whole image to `size` x `size` (what the pipeline does,
+    paper sec. 5.2). Training takes a random square crop of 50-100 % of the
+    shorter side, resizes it to `size`, and flips/rotates it.
+
+    Returns:
+        y `[size, size, 1]` in [0, 1]; uv `[size, size, 2]` with Guo's +0.5 offset.
+    """
+    if training:
+        s_crop, s_aug = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        shape = tf.shape(rgb)
+        short = tf.minimum(shape[0], shape[1])
+        frac = tf.random.stateless_uniform([], s_crop, 0.5, 1.0)
+        side = tf.maximum(tf.cast(tf.cast(short, tf.float32) * frac, tf.int32), 1)
+        rgb = tf.image.stateless_random_crop(rgb, tf.stack([side, side, 3]), s_crop)
+        rgb = _augment(rgb, s_aug)
+    rgb = resize_image(rgb, size, size)
+    yuv = rgb_to_yuv(rgb)
+    return yuv[..., :1], yuv[..., 1:]
+
+
+def colorize_dataset(
+    paths: Sequence[str],
+    size: int = 224,
+    batch_size: int = 8,
+    training: bool = True,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of (grey, chroma) pairs for the colouriser (paper sec. 4.1).
+
+    Args:
+        paths: colour image files.
+        size: side of the square examples (224 in the paper; any multiple of 16).
+        batch_size: examples per batch.
+        training: shuffle + augment + repeat forever; else one deterministic pass.
+        seed: seeds shuffling and augmentation.
+
+    Returns:
+        Dataset of `(y [B, size, size, 1], uv [B, size, size, 2])` float32.
+    """
+    ds = _files_dataset(paths, training, seed)
+    ds = ds.map(
+        lambda p, s: colorize_example(_load_rgb(p), size, training, s),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+
+
+def downscale(hr: tf.Tensor, scale: int, quantize: bool = True) -> tf.Tensor:
+    """The LR image: antialiased bicubic downscale by `scale`, as the evaluation uses.
+
+    Args:
+        hr: `[..., H, W, C]` float in [0, 1], H and W multiples of `scale`.
+        scale: integer factor.
+        quantize: round to 8-bit levels, as real 8-bit inputs are.
+
+    Returns:
+        `[..., H/scale, W/scale, C]` float32 in [0, 1].
+    """
+    shape = tf.shape(hr)
+    h, w = shape[-3] // scale, shape[-2] // scale
+    lr = tf.clip_by_value(tf.image.resize(hr, tf.stack([h, w]), method="bicubic", antialias=True), 0.0, 1.0)
+    if quantize:
+        lr = tf.round(lr * 255.0) / 255.0
+    return lr
+
+
+def sr_example(rgb: tf.Tensor, hr_size: int, scale: int, training: bool, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """One SR pair: an `hr_size` crop (random in training, central in eval) and its LR."""
+    rgb = _pad_to(rgb, hr_size)
+    if training:
+        s_crop, s_aug = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        hr = tf.image.stateless_random_crop(rgb, [hr_size, hr_size, 3], s_crop)
+        hr = _augment(hr, s_aug)
+    else:
+        shape = tf.shape(rgb)
+        top = (shape[0] - hr_size) // 2
+        left = (shape[1] - hr_size) // 2
+        hr = rgb[top : top + hr_size, left : left + hr_size, :]
+    hr = tf.ensure_shape(hr, [hr_size, hr_size, 3])
+    return downscale(hr, scale), hr
+
+
+def sr_dataset(
+    paths: Sequence[str],
+    hr_size: int = 96,
+    scale: int = 4,
+    batch_size: int = 16,
+    training: bool = True,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of (LR, HR) crops for the SRGAN (paper sec. 4.2: 96 px HR, 24 px LR).
+
+    Images smaller than `hr_size` are zero-padded (black sky) rather than
+    upscaled, so HR targets are never interpolated.
+
+    Returns:
+        Dataset of `(lr [B, hr/scale, hr/scale, 3], hr [B, hr, hr, 3])` float32 in [0, 1].
+    """
+    if hr_size % scale:
+        raise ValueError(f"hr_size {hr_size} must be a multiple of scale {scale}")
+    ds = _files_dataset(paths, training, seed)
+    ds = ds.map(
+        lambda p, s: sr_example(_load_rgb(p), hr_size, scale, training, s),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
