@@ -181,18 +181,43 @@ def _read_png16(path: str) -> np.ndarray:
     return arr.reshape(height, width, planes)
 
 
+_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"II+\x00": "BigTIFF",
+    b"MM\x00+": "BigTIFF",
+}
+
+
+def _sniff(head: bytes) -> Optional[str]:
+    """The format named by the file's first bytes, or None."""
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:limit]}" + ("..." if len(text) > limit else "")
+
+
 def _read_raster(path: str) -> np.ndarray:
     import imageio.v3 as iio
 
     with open(path, "rb") as f:
         head = f.read(32)
+    if _sniff(head) is None:
+        raise ImageReadError(path, "cannot decode image: content is not PNG, JPEG, TIFF or FITS")
     try:
         if _png_bit_depth(head) == 16:
             a = _read_png16(path)
         else:
             a = np.asarray(iio.imread(path, index=0))
     except Exception as e:  # decoders raise many types; report them uniformly
-        raise ImageReadError(path, f"cannot decode image ({type(e).__name__}: {e})") from e
+        raise ImageReadError(path, f"cannot decode image, file corrupt or truncated ({_one_line(e)})") from e
     if a.size == 0:
         raise ImageReadError(path, "image has no pixels")
     if a.ndim == 3 and a.shape[0] in (2, 3, 4) and a.shape[-1] > 4:
@@ -312,7 +337,7 @@ def read_fits(
     except ImageReadError:
         raise
     except Exception as e:
-        raise ImageReadError(path, f"cannot read FITS ({type(e).__name__}: {e})") from e
+        raise ImageReadError(path, f"cannot read FITS, file corrupt or truncated ({_one_line(e)})") from e
     s = fit_stretch(path, data, stretch=stretch, interval=interval, percentile=percentile, a=a)
     image = s.apply(data)[::-1, :, None]
     return FitsImage(

@@ -1,0 +1,217 @@
+"""The paper's results table, computed honestly (library part of `pipeline.evaluate`).
+
+Protocol (mission.md, "Metric conventions"):
+- Every output is rounded to 8-bit levels first; errors are computed in float64
+  on those levels (0..255). The paper's script subtracted uint8 arrays, so its
+  squared differences wrapped modulo 256 and its MSE (201.8 / 180.3) is not the
+  real error and cannot be compared with these numbers.
+- SR: HR mod-cropped to the scale; LR by antialiased bicubic
+  (`tf.image.resize(antialias=True)`, rounded to 8 bits); `scale` px shaved from
+  each border; PSNR on RGB and on BT.601 Y; SSIM with an 11x11 Gaussian window.
+  Per-image values are averaged over images.
+- Colourisation: at 224x224 against the original colour image resized the same
+  way the pipeline resizes; the "grey" baseline keeps luminance and predicts no
+  chroma (UV = 0.5).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from data.colour import rgb_to_luma
+from data.datasets import downscale, resize_image
+from data.normalize import to_uint8
+from pipeline.metrics import luma_bt601
+
+
+def quantize(image: np.ndarray) -> np.ndarray:
+    """Float [0, 1] -> float64 8-bit levels in [0, 255] (rounded, as saved to PNG)."""
+    return to_uint8(image).astype(np.float64)
+
+
+def shave(image: np.ndarray, border: int) -> np.ndarray:
+    return image[border:-border, border:-border] if border > 0 else image
+
+
+def mse_255(ref: np.ndarray, out: np.ndarray, border: int = 0) -> float:
+    """MSE on 8-bit levels, float64, after shaving `border` px."""
+    a, b = shave(quantize(ref), border), shave(quantize(out), border)
+    return float(np.mean((a - b) ** 2))
+
+
+def psnr_255(ref: np.ndarray, out: np.ndarray, border: int = 0, y_only: bool = False) -> float:
+    """PSNR (dB) of one image pair on 8-bit levels: 10 log10(255^2 / MSE), float64.
+
+    Args:
+        ref, out: `[H, W, 3]` float in [0, 1].
+        border: px shaved from each side.
+        y_only: compare BT.601 Y (16..235) instead of RGB.
+    """
+    a, b = shave(quantize(ref), border), shave(quantize(out), border)
+    if y_only:
+        a, b = luma_bt601(a / 255.0), luma_bt601(b / 255.0)
+    err = float(np.mean((a - b) ** 2))
+    return float("inf") if err == 0 else 10.0 * np.log10(255.0**2 / err)
+
+
+def ssim_255(ref: np.ndarray, out: np.ndarray, border: int = 0, y_only: bool = False) -> float:
+    """SSIM of one pair on 8-bit levels (Gaussian 11x11, sigma 1.5, K1 .01, K2 .03)."""
+    a, b = shave(quantize(ref), border), shave(quantize(out), border)
+    if y_only:
+        a, b = luma_bt601(a / 255.0), luma_bt601(b / 255.0)
+    value = tf.image.ssim(tf.constant(a[None], tf.float32), tf.constant(b[None], tf.float32), max_val=255.0,
+                          filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
+    return float(value[0])
+
+
+def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
+    h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
+    return image[:h, :w]
+
+
+def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """Antialiased bicubic downscale (8-bit rounded), the same as training uses."""
+    return np.asarray(downscale(tf.constant(hr[None], tf.float32), scale)[0])
+
+
+def pil_upscale(image: np.ndarray, scale: int, method: str) -> np.ndarray:
+    """Bicubic or Lanczos upscaling with Pillow on 8-bit levels, as a float [0, 1] image."""
+    resample = {"bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}[method]
+    h, w = image.shape[:2]
+    up = Image.fromarray(to_uint8(image)).resize((w * scale, h * scale), resample)
+    return np.asarray(up, dtype=np.float32) / 255.0
+
+
+def to_size(image: np.ndarray, size: int) -> np.ndarray:
+    """The pipeline's resize (antialiased bilinear) to `size` x `size`."""
+    return np.asarray(resize_image(tf.constant(image[None], tf.float32), size, size)[0])
+
+
+def grey_baseline(rgb: np.ndarray) -> np.ndarray:
+    """Luminance kept, no chroma: the image as a neutral grey."""
+    y = np.asarray(rgb_to_luma(rgb), np.float32)
+    return np.repeat(y, 3, axis=-1)
+
+
+def saturation(rgb: np.ndarray) -> float:
+    """Mean HSV saturation (max - min) / max of an RGB image in [0, 1]; 0 for black."""
+    mx, mn = rgb.max(axis=-1), rgb.min(axis=-1)
+    return float(np.mean(np.where(mx > 1e-6, (mx - mn) / np.maximum(mx, 1e-6), 0.0)))
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the table: a method and its per-image mean metrics."""
+
+    section: str
+    method: str
+    values: dict
+
+
+def _mean(rows: list[dict]) -> dict:
+    keys = rows[0].keys()
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+def sr_metrics(hr: np.ndarray, sr: np.ndarray, border: int) -> dict:
+    return {
+        "psnr_rgb": psnr_255(hr, sr, border),
+        "psnr_y": psnr_255(hr, sr, border, y_only=True),
+        "ssim_rgb": ssim_255(hr, sr, border),
+        "ssim_y": ssim_255(hr, sr, border, y_only=True),
+    }
+
+
+def evaluate_sr(images: Sequence[np.ndarray], upscalers: dict[str, Callable], scale: int) -> list[Row]:
+    """SR table on colour images: each method maps LR `[h, w, 3]` -> `[scale*h, scale*w, 3]`."""
+    per_method: dict[str, list] = {name: [] for name in upscalers}
+    for img in images:
+        hr = mod_crop(img, scale)
+        lr = make_lr(hr, scale)
+        for name, fn in upscalers.items():
+            per_method[name].append(sr_metrics(hr, np.clip(fn(lr), 0, 1), scale))
+    return [Row("super-resolution x%d" % scale, name, _mean(v)) for name, v in per_method.items() if v]
+
+
+def evaluate_colour(images: Sequence[np.ndarray], colorize: Optional[Callable], size: int) -> list[Row]:
+    """Colourisation at `size` against the original; `colorize` maps grey `[S,S,1]` -> RGB `[S,S,3]`."""
+    methods: dict[str, list] = {"grey baseline (no chroma)": []}
+    if colorize is not None:
+        methods["colouriser"] = []
+    truth_sat = []
+    for img in images:
+        ref = to_size(img, size)
+        truth_sat.append(saturation(quantize(ref) / 255.0))
+        outputs = {"grey baseline (no chroma)": grey_baseline(ref)}
+        if colorize is not None:
+            grey = np.asarray(rgb_to_luma(ref), np.float32)
+            outputs["colouriser"] = np.clip(colorize(grey), 0, 1)
+        for name, out in outputs.items():
+            err = mse_255(ref, out)
+            methods[name].append({
+                "mse_255": err,
+                "psnr_rgb": psnr_255(ref, out),
+                "saturation": saturation(quantize(out) / 255.0),
+                "truth_saturation": truth_sat[-1],
+            })
+    return [Row(f"colourisation at {size}", name, _mean(v)) for name, v in methods.items()]
+
+
+def evaluate_end_to_end(
+    images: Sequence[np.ndarray], colorize: Callable, upscale: Callable, size: int, scale: int
+) -> list[Row]:
+    """Grey -> colour at `size` -> x`scale`, against the original resized to `size*scale`."""
+    out_size = size * scale
+    methods: dict[str, list] = {
+        "colourise + SR model": [], "colourise + bicubic": [], "true colour + bicubic": [], "true colour + SR model": [],
+    }
+    for img in images:
+        target = to_size(img, out_size)
+        small = to_size(img, size)
+        grey = np.asarray(rgb_to_luma(small), np.float32)
+        colour = np.clip(colorize(grey), 0, 1)
+        outputs = {
+            "colourise + SR model": upscale(colour),
+            "colourise + bicubic": pil_upscale(colour, scale, "bicubic"),
+            "true colour + bicubic": pil_upscale(small, scale, "bicubic"),
+            "true colour + SR model": upscale(small),
+        }
+        for name, out in outputs.items():
+            out = np.clip(out, 0, 1)
+            methods[name].append({"mse_255": mse_255(target, out), "psnr_rgb": psnr_255(target, out, scale)})
+    return [Row(f"end to end {size} -> {out_size}", name, _mean(v)) for name, v in methods.items()]
+
+
+def inception_score(images: Sequence[np.ndarray], weights: str, splits: int = 10) -> tuple[Optional[tuple], str]:
+    """Inception Score (mean, std over `splits`), Inception v3 at 299, as tsc2017/Inception-Score.
+
+    Args:
+        images: RGB `[H, W, 3]` in [0, 1].
+        weights: `imagenet` (Keras download; needs internet), a path to weights, or `none`.
+
+    Returns:
+        ((mean, std) or None, a note saying why when None).
+    """
+    if weights == "none":
+        return None, "not available: no Inception v3 weights given (--inception_weights)"
+    try:
+        import keras
+
+        model = keras.applications.InceptionV3(weights=weights if weights == "imagenet" else None, include_top=True)
+        if weights != "imagenet":
+            model.load_weights(weights)
+    except Exception as e:  # offline, bad file: report instead of a number
+        return None, f"not available: Inception v3 weights could not be loaded ({type(e).__name__}: {str(e)[:120]})"
+    x = np.stack([to_size(im, 299) for im in images]) * 2.0 - 1.0
+    preds = model.predict(x, batch_size=16, verbose=0).astype(np.float64)
+    scores = []
+    for part in np.array_split(preds, min(splits, len(preds))):
+        py = part.mean(axis=0, keepdims=True)
+        kl = part * (np.log(part + 1e-12) - np.log(py + 1e-12))
+        scores.append(np.exp(kl.sum(axis=1).mean()))
+    return (float(np.mean(scores)), float(np.std(scores))), ""
+

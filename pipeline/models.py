@@ -1,0 +1,119 @@
+"""Loading the exported colouriser and SR models, on the GPU when there is one.
+
+A SavedModel is a program, not just weights: TensorFlow runs the graph it
+contains. Load only models you made or got from a source you trust.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder that is missing, incomplete, or of the wrong kind."""
+
+
+def describe_device() -> str:
+    """Which device inference runs on, in words."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = ", ".join(g.name for g in gpus)
+        return f"GPU ({names})"
+    return "CPU (TensorFlow sees no GPU)"
+
+
+def device_name() -> str:
+    """The TF device string to run models under: first GPU if any, else CPU."""
+    return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """An exported model ready to call.
+
+    Attributes:
+        path: the SavedModel folder.
+        config: its `config.json` (empty dict when absent).
+        fn: the serving function; call `run()` rather than this.
+        output_key: the key of the output in the serving function's result.
+    """
+
+    path: str
+    config: dict
+    fn: Callable
+    output_key: str
+    input_key: str
+    _module: object = None
+
+    @property
+    def trained(self) -> bool:
+        """False for models exported without training (config says so)."""
+        return bool(self.config.get("trained", True))
+
+    @property
+    def description(self) -> str:
+        name = self.config.get("model", os.path.basename(os.path.normpath(self.path)))
+        steps = self.config.get("steps_trained")
+        extra = f", {steps} steps" if steps is not None else ""
+        return f"{name} from {self.path}{extra}" + ("" if self.trained else " [UNTRAINED: random weights]")
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Calls the model on a float32 batch `[B, H, W, C]` in [0, 1]; returns numpy."""
+        with tf.device(device_name()):
+            out = self.fn(**{self.input_key: tf.convert_to_tensor(batch, tf.float32)})
+        return np.asarray(out[self.output_key])
+
+
+def load_model(path: str, kind: str) -> LoadedModel:
+    """Loads a SavedModel written by `colorize.export` or `srgan.export`.
+
+    Args:
+        path: the export folder (holds `saved_model.pb` and `config.json`).
+        kind: `colorize` (input `grey`, output `rgb`) or `srgan` (input `lr`, output `sr`).
+
+    Raises:
+        ModelLoadError: the folder is missing, is not a SavedModel, or lacks the signature.
+    """
+    keys = {"colorize": ("grey", "rgb"), "srgan": ("lr", "sr")}
+    if kind not in keys:
+        raise ValueError(f"unknown model kind {kind!r}")
+    input_key, output_key = keys[kind]
+    if not os.path.isdir(path):
+        raise ModelLoadError(
+            f"{path}: no such model folder. Train and export one (python -m {kind}.export) "
+            f"or point --{kind}_model at an exported SavedModel."
+        )
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ModelLoadError(f"{path}: not a TensorFlow SavedModel (no saved_model.pb)")
+    config = {}
+    cfg_path = os.path.join(path, "config.json")
+    if os.path.isfile(cfg_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            config = json.load(f)
+    try:
+        with tf.device(device_name()):
+            module = tf.saved_model.load(path)
+    except Exception as e:
+        raise ModelLoadError(f"{path}: cannot load SavedModel ({type(e).__name__}: {e})") from e
+    fn = module.signatures.get("serving_default")
+    if fn is None:
+        raise ModelLoadError(f"{path}: SavedModel has no serving_default signature")
+    outputs = fn.structured_outputs
+    if output_key not in outputs:
+        raise ModelLoadError(f"{path}: expected a {kind} model with output {output_key!r}, found {sorted(outputs)}")
+    return LoadedModel(path=path, config=config, fn=fn, output_key=output_key, input_key=input_key, _module=module)
+
+
+def model_scale(model: LoadedModel, default: int = 4) -> int:
+    """The SR factor from the model's config (4 unless the config says otherwise)."""
+    return int(model.config.get("scale", default))
+
+
+def maybe_load(path: Optional[str], kind: str) -> Optional[LoadedModel]:
+    """`load_model` unless `path` is empty/None."""
+    return load_model(path, kind) if path else None
