@@ -1,0 +1,113 @@
+"""Tiled super-resolution with feathered blending, so memory is bounded by the tile.
+
+The input is cut into overlapping tiles (`data.tiles.tile_boxes`), each tile is
+upscaled on its own, and the results are blended with a weight window that is 1
+in a tile's interior and ramps linearly to near 0 across the overlap, so no
+seam shows. Tile edges that lie on the frame border are not ramped. The output
+can be any array-like with numpy slicing, e.g. a `np.memmap` on disk.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from data.tiles import Box, tile_boxes
+
+
+def _ramp(n: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.ndarray:
+    """1-D weights of length n: linear ramps of length `overlap` at the chosen ends."""
+    w = np.ones(n, np.float32)
+    k = min(overlap, n // 2)
+    if k > 0:
+        # Strictly positive so every output pixel gets some weight.
+        ramp = (np.arange(k, dtype=np.float32) + 0.5) / k
+        if ramp_start:
+            w[:k] = np.minimum(w[:k], ramp)
+        if ramp_end:
+            w[n - k :] = np.minimum(w[n - k :], ramp[::-1])
+    return w
+
+
+def feather_window(box: Box, height: int, width: int, overlap: int, scale: int) -> np.ndarray:
+    """Blend weights `[scale*h, scale*w, 1]` for one tile's output.
+
+    Ramps only on sides that touch another tile (not on the frame border).
+    """
+    wy = _ramp(box.height * scale, overlap * scale, box.top > 0, box.top + box.height < height)
+    wx = _ramp(box.width * scale, overlap * scale, box.left > 0, box.left + box.width < width)
+    return (wy[:, None] * wx[None, :])[..., None]
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Box]:
+    """Tiles of at most `tile` px with at least `overlap` px shared between neighbours."""
+    if tile <= 2 * overlap:
+        raise ValueError(f"--tile ({tile}) must be more than twice --tile_overlap ({overlap})")
+    return tile_boxes(height, width, tile, tile, min_overlap=overlap)
+
+
+def iter_tiles(image, boxes: list[Box]) -> Iterator[tuple[Box, np.ndarray]]:
+    for box in boxes:
+        yield box, np.asarray(image[box.top : box.top + box.height, box.left : box.left + box.width], np.float32)
+
+
+def upscale_tiled(
+    image,
+    upscale: Callable[[np.ndarray], np.ndarray],
+    scale: int,
+    tile: int = 256,
+    overlap: int = 16,
+    out: Optional[np.ndarray] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> np.ndarray:
+    """Upscales `image` tile by tile and blends the tiles.
+
+    Args:
+        image: `[H, W, C]` float in [0, 1] (any array with numpy slicing, e.g. a memmap).
+        upscale: maps a tile `[h, w, C]` to `[scale*h, scale*w, C]`.
+        scale: the upscaling factor.
+        tile: tile side in input px.
+        overlap: least overlap between neighbouring tiles, in input px.
+        out: where to write `[scale*H, scale*W, C]` (allocated if None); may be a memmap.
+        progress: called with (tiles done, tiles total) after each tile.
+
+    Returns:
+        `out`, float32 in [0, 1].
+    """
+    h, w, c = image.shape
+    boxes = plan_tiles(h, w, tile, overlap)
+    if out is None:
+        out = np.zeros((h * scale, w * scale, c), np.float32)
+    # Rows of output finish once every tile overlapping them is done; tiles are
+    # visited row by row, so the weight sums for the current band are all that
+    # has to stay in memory.
+    rows = sorted({b.top for b in boxes})
+    done = 0
+    for i, top in enumerate(rows):
+        band = [b for b in boxes if b.top == top]
+        band_h = max(b.height for b in band)
+        next_top = rows[i + 1] if i + 1 < len(rows) else h
+        acc_top = top * scale
+        acc = np.zeros((band_h * scale, w * scale, c), np.float32)
+        wsum = np.zeros((band_h * scale, w * scale, 1), np.float32)
+        if i > 0:
+            # Carry in what the previous band left above this band's top.
+            acc[: carry_acc.shape[0]] += carry_acc
+            wsum[: carry_w.shape[0]] += carry_w
+        for box, lr in iter_tiles(image, band):
+            sr = np.asarray(upscale(lr), np.float32)
+            expected = (box.height * scale, box.width * scale, c)
+            if sr.shape != expected:
+                raise ValueError(f"upscale returned shape {sr.shape} for a tile, expected {expected}")
+            win = feather_window(box, h, w, overlap, scale)
+            y0, x0 = (box.top - top) * scale, box.left * scale
+            acc[y0 : y0 + expected[0], x0 : x0 + expected[1]] += sr * win
+            wsum[y0 : y0 + expected[0], x0 : x0 + expected[1]] += win
+            done += 1
+            if progress:
+                progress(done, len(boxes))
+        # Output rows above the next band's top are final.
+        final = (next_top - top) * scale
+        out[acc_top : acc_top + final] = np.clip(acc[:final] / np.maximum(wsum[:final], 1e-12), 0.0, 1.0)
+        carry_acc, carry_w = acc[final:], wsum[final:]
+    return out

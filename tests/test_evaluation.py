@@ -1,0 +1,71 @@
+"""Evaluation protocol: metric values worked out by hand, baselines, bicubic row."""
+import numpy as np
+from PIL import Image
+
+from data.io import read_image
+from pipeline import evaluation as ev
+
+
+def test_psnr_255_of_a_known_error():
+    ref = np.full((10, 10, 3), 100 / 255.0)
+    out = ref.copy()
+    out[:5] = 110 / 255.0  # half the pixels off by 10 levels: MSE = 50
+    assert abs(ev.mse_255(ref, out) - 50.0) < 1e-9
+    assert abs(ev.psnr_255(ref, out) - 10 * np.log10(255**2 / 50)) < 1e-9
+    # Shaving 4 px keeps rows 4..5 of the 10: rows 4 wrong, row 5 right -> MSE 50 again.
+    assert abs(ev.mse_255(ref, out, border=4) - 50.0) < 1e-9
+    assert ev.psnr_255(ref, ref) == float("inf")
+
+
+def test_errors_do_not_wrap_like_uint8():
+    # The paper's script: uint8 subtraction wraps. 10 - 250 in uint8 is 16, so its
+    # squared error would be 256 instead of 57600.
+    ref, out = np.full((2, 2, 3), 10 / 255.0), np.full((2, 2, 3), 250 / 255.0)
+    assert ev.mse_255(ref, out) == 240.0**2
+    wrapped = (np.uint8(10) - np.uint8(250)).astype(np.float64) ** 2
+    assert wrapped == 256.0
+
+
+def test_psnr_y_uses_bt601():
+    ref = np.zeros((4, 4, 3))
+    out = np.zeros((4, 4, 3))
+    out[..., 1] = 1.0  # pure green: Y differs by 128.553 levels
+    assert abs(ev.psnr_255(ref, out, y_only=True) - 10 * np.log10(255**2 / 128.553**2)) < 1e-9
+
+
+def test_ssim_identical_and_different(real_images):
+    img = read_image(real_images[0])
+    assert abs(ev.ssim_255(img, img) - 1.0) < 1e-6
+    noisy = np.clip(img + np.random.default_rng(0).normal(0, 0.2, img.shape), 0, 1)
+    assert ev.ssim_255(img, noisy, border=4) < 0.5
+
+
+def test_grey_baseline_and_saturation():
+    rgb = np.array([[[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]]])
+    grey = ev.grey_baseline(rgb)
+    np.testing.assert_allclose(grey[0, 0], [0.299] * 3, atol=1e-6)
+    assert ev.saturation(rgb) == 0.5  # red: 1, grey: 0
+    assert ev.saturation(grey) == 0.0
+
+
+def test_bicubic_row_matches_independent_computation(real_images):
+    images = [read_image(p) for p in real_images[:3]]
+    rows = ev.evaluate_sr(images, {"bicubic": lambda lr: ev.pil_upscale(lr, 4, "bicubic")}, 4)
+    expected = []
+    for img in images:
+        hr8 = np.round(img * 255).astype(np.uint8)
+        import tensorflow as tf
+
+        lr = tf.image.resize(img[None], (64, 64), "bicubic", antialias=True)[0].numpy()
+        lr8 = np.round(np.clip(lr, 0, 1) * 255).astype(np.uint8)
+        up = np.asarray(Image.fromarray(lr8).resize((256, 256), Image.BICUBIC)).astype(np.float64)
+        err = np.mean((up[4:-4, 4:-4] - hr8[4:-4, 4:-4].astype(np.float64)) ** 2)
+        expected.append(10 * np.log10(255**2 / err))
+    assert rows[0].method == "bicubic"
+    assert abs(rows[0].values["psnr_rgb"] - np.mean(expected)) < 1e-6
+
+
+def test_mod_crop_and_make_lr_shapes(real_images):
+    img = read_image(real_images[0])[:203, :117]
+    hr = ev.mod_crop(img, 4)
+    assert hr.shape == (200, 116, 3) and ev.make_lr(hr, 4).shape == (50, 29, 3)
