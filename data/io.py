@@ -60,14 +60,22 @@ class Stretch:
             return vis.SqrtStretch()
         return vis.LinearStretch()
 
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        """Raw values -> float32 [0, 1]; non-finite pixels become 0."""
-        raw = np.asarray(raw, dtype=np.float64)
-        finite = np.isfinite(raw)
-        v = np.where(finite, raw, self.vmin)
-        v = np.clip((v - self.vmin) / (self.vmax - self.vmin), 0.0, 1.0)
-        out = np.asarray(self.as_astropy()(v, clip=True), dtype=np.float32)
-        out[~finite] = 0.0
+    def apply(self, raw: np.ndarray, rows_per_chunk: int = 256) -> np.ndarray:
+        """Raw values -> float32 [0, 1]; non-finite pixels become 0.
+
+        Works through the rows in chunks so a large frame needs little more
+        memory than its float32 result.
+        """
+        raw = np.asarray(raw)
+        out = np.empty(raw.shape, np.float32)
+        f = self.as_astropy()
+        for start in range(0, max(raw.shape[0], 1), rows_per_chunk):
+            chunk = np.asarray(raw[start : start + rows_per_chunk], dtype=np.float64)
+            finite = np.isfinite(chunk)
+            v = np.clip((np.where(finite, chunk, self.vmin) - self.vmin) / (self.vmax - self.vmin), 0.0, 1.0)
+            res = np.asarray(f(v, clip=True), dtype=np.float32)
+            res[~finite] = 0.0
+            out[start : start + rows_per_chunk] = res
         return out
 
     def invert(self, image: np.ndarray) -> np.ndarray:
@@ -265,6 +273,10 @@ def fit_stretch(
         raise ValueError(f"unknown interval {interval!r}; choose from {INTERVALS}")
     values = np.asarray(raw)
     finite = values[np.isfinite(values)]
+    if finite.size > 2_000_000:
+        # Intervals need the distribution, not every pixel: a fixed, evenly
+        # spaced sample keeps huge frames cheap and the result deterministic.
+        finite = finite[:: finite.size // 1_000_000]
     if finite.size == 0:
         raise ImageReadError(path, "no finite pixel values (all NaN/inf)")
     if interval == "percentile":
@@ -333,7 +345,9 @@ def read_fits(
                 data = data.reshape((-1,) + data.shape[-2:])[0]
             if data.ndim != 2:
                 raise ImageReadError(path, f"HDU {index} data is not 2-D (shape {data.shape})")
-            data = np.array(data, dtype=np.float64)  # detach from the memmap
+            # Detach from the memmap in float32 (float64 would double the memory
+            # of a large frame for no gain in a [0, 1] display stretch).
+            data = np.array(data, dtype=np.float32)
     except ImageReadError:
         raise
     except Exception as e:

@@ -90,7 +90,8 @@ def collect_inputs(input_path: str, recursive: bool = False) -> list[str]:
 
 
 def plan_jobs(
-    sources: Sequence[str], input_root: str, output_dir: str, suffix: str, save_intermediate: bool
+    sources: Sequence[str], input_root: str, output_dir: str, suffix: str, save_intermediate: bool,
+    ext: str = ".png",
 ) -> list[Job]:
     """Output paths for each source, all inside `output_dir`, never equal to an input.
 
@@ -107,10 +108,10 @@ def plan_jobs(
         parts = [] if rel_dir in (".", "") or rel_dir.startswith("..") else [_stem(p) for p in rel_dir.split(os.sep)]
         base = os.path.join(out_root, *parts, _stem(src))
         n, tag = 1, ""
-        while {f"{base}{tag}{suffix}.png", f"{base}{tag}_colour224.png"} & (used | inputs):
+        while {f"{base}{tag}{suffix}{ext}", f"{base}{tag}_colour224.png"} & (used | inputs):
             n += 1
             tag = f"-{n}"
-        out = f"{base}{tag}{suffix}.png"
+        out = f"{base}{tag}{suffix}{ext}"
         inter = f"{base}{tag}_colour224.png"
         used.update({out, inter})
         inter = inter if save_intermediate else None

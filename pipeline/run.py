@@ -27,6 +27,21 @@ flags.DEFINE_boolean("recursive", False, "Also process images in sub-folders of 
 flags.DEFINE_boolean("skip_existing", False, "Skip inputs whose output already exists (resume a killed run).")
 flags.DEFINE_boolean("save_intermediate", False, "Also write the 224x224 colour stage as <name>_colour224.png.")
 flags.DEFINE_boolean("progress", None, "Show a progress bar (default: when stderr is a terminal).")
+flags.DEFINE_enum("mode", "faithful", ["faithful", "full"],
+                  "faithful: the paper's sec. 5.2 (any input -> 224 -> x4 = 896). full: the whole frame, chroma "
+                  "predicted at --size and put on the full-resolution luminance, then x4 in tiles.")
+flags.DEFINE_integer("tile", 256, "full mode: SR tile side in input px (memory is bounded by the tile).")
+flags.DEFINE_integer("tile_overlap", 16, "full mode: overlap between tiles in input px (feather-blended).")
+flags.DEFINE_enum("output_format", "png", ["png", "png16", "fits"],
+                  "full mode: 8-bit PNG, 16-bit PNG, or a float32 FITS cube [3,H,W] with the input header and "
+                  "the WCS rescaled.")
+flags.DEFINE_boolean("linear_output", False, "full mode, FITS in and out: write the input's linear units "
+                     "(the recorded stretch undone) instead of [0,1] display values.")
+flags.DEFINE_boolean("report", False, "full mode: write fidelity.csv (luminance kept, flux consistency).")
+flags.DEFINE_boolean("residual_map", False, "full mode with --report: also write <name>_residual.png.")
+flags.DEFINE_enum("stretch", "asinh", ["asinh", "linear", "sqrt", "log"], "Stretch for FITS input.")
+flags.DEFINE_enum("interval", "percentile", ["percentile", "zscale", "minmax"], "Interval for FITS input.")
+flags.DEFINE_float("percentile", 99.5, "Central percentage kept by the percentile interval.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +58,8 @@ class RunConfig:
     skip_existing: bool = False
     save_intermediate: bool = False
     progress: Optional[bool] = None
+    mode: str = "faithful"
+    full: Optional[object] = None  # pipeline.full.FullOptions in full mode
 
 
 @dataclasses.dataclass
@@ -90,14 +107,27 @@ def run(config: RunConfig, log=print) -> RunResult:
         log("WARNING: running with freshly initialised (untrained) models: the output shows the "
             "pipeline working, not real colours or detail.")
 
+    full = config.full
+    if config.mode == "full" and full is None:
+        from pipeline.full import FullOptions
+
+        full = FullOptions(size=config.size)
+    ext = ".png"
+    if config.mode == "full":
+        from pipeline.full import output_extension
+
+        ext = output_extension(full)
     jobs = plan_jobs(sources, config.input, config.output, suffix=f"_colour_x{scale}",
-                     save_intermediate=config.save_intermediate)
+                     save_intermediate=config.save_intermediate and config.mode == "faithful", ext=ext)
     if config.skip_existing:
         todo = [j for j in jobs if not os.path.isfile(j.output)]
         result.skipped = [j.source for j in jobs if os.path.isfile(j.output)]
     else:
         todo = jobs
     show = sys.stderr.isatty() if config.progress is None else config.progress
+    if config.mode == "full":
+        _run_full(todo, colorizer, upscaler, scale, full, config, result, show, log)
+        return result
     bar = tqdm(total=len(todo), unit="img", desc="colourise+x%d" % scale, disable=not show)
     start = time.perf_counter()
     colour_notes = 0
@@ -142,6 +172,56 @@ def run(config: RunConfig, log=print) -> RunResult:
     return result
 
 
+def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, log) -> None:
+    """Full-resolution mode, one frame at a time, with a progress bar over tiles."""
+    import csv
+    import io
+
+    from tqdm import tqdm
+
+    from common.training import atomic_write_bytes
+    from data.io import ImageReadError
+    from pipeline.full import process_full
+
+    rows = []
+    start = time.perf_counter()
+    for job in jobs:
+        bar = tqdm(total=0, unit="tile", desc=os.path.basename(job.source), disable=not show)
+
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            fidelity, was_colour = process_full(job.source, job.output, colorizer, upscaler, scale, options, progress)
+        except ImageReadError as e:
+            result.failed.append((job.source, e.reason))
+            log(f"error: {e}")
+            continue
+        except OSError as e:
+            result.failed.append((job.source, f"cannot write {job.output}: {e.strerror or e}"))
+            log(f"error: {job.source}: cannot write {job.output}: {e.strerror or e}")
+            continue
+        finally:
+            bar.close()
+        if was_colour:
+            result.notes.append(f"note: {job.source} is a colour image; its luminance was used.")
+            log(result.notes[-1])
+        result.written.append(job.output)
+        if fidelity is not None:
+            rows.append((job.source, job.output, fidelity))
+    if rows:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["input", "output", "luminance_mae", "flux_psnr_db"])
+        for src, out, fid in rows:
+            w.writerow([src, out, f"{fid.luminance_mae:.6f}", f"{fid.flux_psnr:.3f}"])
+        atomic_write_bytes(os.path.join(config.output, "fidelity.csv"), buf.getvalue().encode())
+    elapsed = time.perf_counter() - start
+    log(f"done: {len(result.written)} written, {len(result.skipped)} skipped (existing), "
+        f"{len(result.failed)} failed, in {elapsed:.1f} s -> {os.path.abspath(config.output)}")
+
+
 def main(argv: Sequence[str]) -> int:
     del argv
     if not FLAGS.input:
@@ -150,8 +230,15 @@ def main(argv: Sequence[str]) -> int:
         input=FLAGS.input, output=FLAGS.output, colorize_model=FLAGS.colorize_model,
         srgan_model=FLAGS.srgan_model, size=FLAGS.size, batch_size=FLAGS.batch_size,
         recursive=FLAGS.recursive, skip_existing=FLAGS.skip_existing,
-        save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress,
+        save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress, mode=FLAGS.mode,
     )
+    if FLAGS.mode == "full":
+        from pipeline.full import FullOptions
+
+        config = dataclasses.replace(config, full=FullOptions(
+            size=FLAGS.size, tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, output_format=FLAGS.output_format,
+            linear_output=FLAGS.linear_output, report=FLAGS.report, residual_map=FLAGS.residual_map,
+            stretch=FLAGS.stretch, interval=FLAGS.interval, percentile=FLAGS.percentile))
     from data.io import ImageReadError
     from pipeline.models import ModelLoadError
 

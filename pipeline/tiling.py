@@ -51,47 +51,44 @@ def iter_tiles(image, boxes: list[Box]) -> Iterator[tuple[Box, np.ndarray]]:
         yield box, np.asarray(image[box.top : box.top + box.height, box.left : box.left + box.width], np.float32)
 
 
-def upscale_tiled(
+def iter_upscaled_bands(
     image,
     upscale: Callable[[np.ndarray], np.ndarray],
     scale: int,
     tile: int = 256,
     overlap: int = 16,
-    out: Optional[np.ndarray] = None,
     progress: Optional[Callable[[int, int], None]] = None,
-) -> np.ndarray:
-    """Upscales `image` tile by tile and blends the tiles.
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Upscales `image` tile by tile and yields finished bands of output rows, top to bottom.
+
+    Tiles are visited row by row; output rows are final once every tile that
+    overlaps them is done, so only one band of tiles (plus the overlap carried
+    into the next) is ever in memory.
 
     Args:
-        image: `[H, W, C]` float in [0, 1] (any array with numpy slicing, e.g. a memmap).
+        image: `[H, W, C]` float in [0, 1] (anything with numpy slicing and `.shape`).
         upscale: maps a tile `[h, w, C]` to `[scale*h, scale*w, C]`.
         scale: the upscaling factor.
         tile: tile side in input px.
         overlap: least overlap between neighbouring tiles, in input px.
-        out: where to write `[scale*H, scale*W, C]` (allocated if None); may be a memmap.
         progress: called with (tiles done, tiles total) after each tile.
 
-    Returns:
-        `out`, float32 in [0, 1].
+    Yields:
+        (first input row, end input row, output rows `[scale*(end-first), scale*W, C]`
+        float32 in [0, 1]) covering the frame exactly once.
     """
     h, w, c = image.shape
     boxes = plan_tiles(h, w, tile, overlap)
-    if out is None:
-        out = np.zeros((h * scale, w * scale, c), np.float32)
-    # Rows of output finish once every tile overlapping them is done; tiles are
-    # visited row by row, so the weight sums for the current band are all that
-    # has to stay in memory.
     rows = sorted({b.top for b in boxes})
+    carry_acc = carry_w = None
     done = 0
     for i, top in enumerate(rows):
         band = [b for b in boxes if b.top == top]
         band_h = max(b.height for b in band)
         next_top = rows[i + 1] if i + 1 < len(rows) else h
-        acc_top = top * scale
         acc = np.zeros((band_h * scale, w * scale, c), np.float32)
         wsum = np.zeros((band_h * scale, w * scale, 1), np.float32)
-        if i > 0:
-            # Carry in what the previous band left above this band's top.
+        if carry_acc is not None:
             acc[: carry_acc.shape[0]] += carry_acc
             wsum[: carry_w.shape[0]] += carry_w
         for box, lr in iter_tiles(image, band):
@@ -106,8 +103,24 @@ def upscale_tiled(
             done += 1
             if progress:
                 progress(done, len(boxes))
-        # Output rows above the next band's top are final.
         final = (next_top - top) * scale
-        out[acc_top : acc_top + final] = np.clip(acc[:final] / np.maximum(wsum[:final], 1e-12), 0.0, 1.0)
+        yield top, next_top, np.clip(acc[:final] / np.maximum(wsum[:final], 1e-12), 0.0, 1.0)
         carry_acc, carry_w = acc[final:], wsum[final:]
+
+
+def upscale_tiled(
+    image,
+    upscale: Callable[[np.ndarray], np.ndarray],
+    scale: int,
+    tile: int = 256,
+    overlap: int = 16,
+    out: Optional[np.ndarray] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> np.ndarray:
+    """`iter_upscaled_bands` gathered into one array `[scale*H, scale*W, C]` (or into `out`)."""
+    h, w, c = image.shape
+    if out is None:
+        out = np.zeros((h * scale, w * scale, c), np.float32)
+    for top, end, rows in iter_upscaled_bands(image, upscale, scale, tile, overlap, progress):
+        out[top * scale : end * scale] = rows
     return out

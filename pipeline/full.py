@@ -1,0 +1,325 @@
+"""Full-resolution mode: the whole frame, in colour, `scale` times larger.
+
+The paper shrinks a raw frame to 224x224 and ends at 896x896. Here, as Zhang et
+al. and DeOldify do, the colouriser predicts chroma (UV) at its working size and
+that chroma is upsampled onto the frame's own full-resolution luminance, so the
+luminance is the input's, pixel for pixel. The colour frame is then
+super-resolved in overlapping, feather-blended tiles and streamed to disk band by
+band: memory is bounded by the tile band, not by the frame.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+from scipy import ndimage
+
+from common.training import atomic_write_bytes
+from data.colour import U_SCALE, UV_OFFSET, V_SCALE, WB, WG, WR
+from data.normalize import to_uint8, to_uint16
+from pipeline.tiling import iter_upscaled_bands
+
+
+def y_uv_to_rgb_np(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """NumPy twin of `data.colour.y_uv_to_rgb` for streamed tiles (same coefficients), clipped."""
+    u = uv[..., 0:1] - UV_OFFSET
+    v = uv[..., 1:2] - UV_OFFSET
+    r = y + v / V_SCALE
+    b = y + u / U_SCALE
+    g = (y - WR * r - WB * b) / WG
+    return np.clip(np.concatenate([r, g, b], axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def rgb_to_uv_np(rgb: np.ndarray) -> np.ndarray:
+    """Chroma `[..., 2]` (Guo's offset UV) of RGB `[..., 3]`."""
+    y = WR * rgb[..., 0:1] + WG * rgb[..., 1:2] + WB * rgb[..., 2:3]
+    return np.concatenate([U_SCALE * (rgb[..., 2:3] - y) + UV_OFFSET, V_SCALE * (rgb[..., 0:1] - y) + UV_OFFSET], -1)
+
+
+class ColourFrame:
+    """The colourised full-resolution frame, computed lazily for any region.
+
+    Args:
+        grey: `[H, W, 1]` luminance in [0, 1] (array or memmap).
+        uv_small: `[S, S', 2]` chroma predicted at the working size.
+    """
+
+    def __init__(self, grey, uv_small: np.ndarray) -> None:
+        self.grey = grey
+        self.uv_small = np.asarray(uv_small, np.float32)
+        self.shape = (grey.shape[0], grey.shape[1], 3)
+
+    def chroma(self, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """Bilinear chroma `[height, width, 2]` at those full-resolution pixel centres."""
+        H, W = self.shape[:2]
+        sh, sw = self.uv_small.shape[:2]
+        yy = (np.arange(top, top + height) + 0.5) * sh / H - 0.5
+        xx = (np.arange(left, left + width) + 0.5) * sw / W - 0.5
+        gy, gx = np.meshgrid(yy, xx, indexing="ij")
+        return np.stack(
+            [ndimage.map_coordinates(self.uv_small[..., k], [gy, gx], order=1, mode="nearest") for k in range(2)],
+            axis=-1,
+        )
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows, cols = index[0], index[1]
+        top, bottom, _ = rows.indices(self.shape[0])
+        left, right, _ = cols.indices(self.shape[1])
+        y = np.asarray(self.grey[top:bottom, left:right], np.float32)
+        return y_uv_to_rgb_np(y, self.chroma(top, left, bottom - top, right - left))
+
+
+@dataclasses.dataclass
+class Fidelity:
+    """Per-image fidelity numbers (issue: astronomical fidelity checks).
+
+    luminance_mae: mean |Y(colour frame) - input Y| (0 means luminance kept exactly).
+    flux_psnr: PSNR (dB, [0, 1] scale) between the SR output averaged back down by
+        `scale` (area average) and the colour frame it came from.
+    """
+
+    luminance_mae: float
+    flux_psnr: float
+
+
+class _FidelityMeter:
+    def __init__(self, scale: int, residual_shape: Optional[tuple] = None) -> None:
+        self.scale = scale
+        self.y_abs = 0.0
+        self.sq = 0.0
+        self.n = 0
+        self.residual = np.zeros(residual_shape, np.float32) if residual_shape else None
+
+    def add(self, lr_rgb: np.ndarray, grey: np.ndarray, sr_rows: np.ndarray, top: int) -> None:
+        s = self.scale
+        h, w = lr_rgb.shape[:2]
+        y = WR * lr_rgb[..., 0:1] + WG * lr_rgb[..., 1:2] + WB * lr_rgb[..., 2:3]
+        self.y_abs += float(np.abs(y - grey).sum())
+        down = sr_rows.reshape(h, s, w, s, 3).mean(axis=(1, 3))
+        diff = down - lr_rgb
+        self.sq += float(np.square(diff).sum())
+        self.n += h * w
+        if self.residual is not None:
+            self.residual[top : top + h] = np.abs(diff).mean(axis=-1, keepdims=True)
+
+    def result(self) -> Fidelity:
+        mse = self.sq / max(self.n * 3, 1)
+        return Fidelity(
+            luminance_mae=self.y_abs / max(self.n, 1),
+            flux_psnr=float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse)),
+        )
+
+
+def stream_bands(
+    frame: ColourFrame,
+    upscale: Callable[[np.ndarray], np.ndarray],
+    scale: int,
+    tile: int,
+    overlap: int,
+    meter: Optional[_FidelityMeter] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Iterator[np.ndarray]:
+    """Yields output row bands `[rows, scale*W, 3]`, top to bottom, measuring fidelity on the way."""
+    for top, end, rows in iter_upscaled_bands(frame, upscale, scale, tile, overlap, progress):
+        if meter is not None:
+            lr = frame[top:end, :]
+            meter.add(lr, np.asarray(frame.grey[top:end], np.float32), rows, top)
+        yield rows
+
+
+def _temp_beside(path: str):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    return os.fdopen(fd, "wb"), tmp
+
+
+def _commit(f, tmp: str, path: str) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+def write_png_stream(path: str, bands: Iterator[np.ndarray], height: int, width: int, bits: int = 8) -> None:
+    """Writes row bands as one PNG without holding the image, atomically."""
+    import png
+
+    f, tmp = _temp_beside(path)
+    try:
+        quant = to_uint8 if bits == 8 else to_uint16
+
+        def rows():
+            for band in bands:
+                q = quant(band)
+                for row in q.reshape(q.shape[0], -1):
+                    yield row
+
+        png.Writer(width=width, height=height, bitdepth=bits, greyscale=False, compression=6).write(f, rows())
+        _commit(f, tmp, path)
+    except BaseException:
+        f.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_fits_stream(path: str, bands: Iterator[np.ndarray], header, transform=None) -> None:
+    """Writes row bands into a FITS cube `[3, H, W]` (header from `pipeline.fits_out`), atomically.
+
+    Bands come in display order (top first); FITS stores the bottom row first,
+    so each band is written, flipped, at its mirrored position in every plane.
+
+    Args:
+        header: complete header with NAXIS=3, NAXIS1=W, NAXIS2=H, NAXIS3=3, BITPIX=-32.
+        transform: optional function applied to each band first (e.g. the inverse stretch).
+    """
+    width, height = int(header["NAXIS1"]), int(header["NAXIS2"])
+    head_bytes = header.tostring().encode("ascii")
+    data_bytes = 3 * height * width * 4
+    pad = (-data_bytes) % 2880
+    f, tmp = _temp_beside(path)
+    try:
+        f.write(head_bytes)
+        start = f.tell()
+        f.truncate(start + data_bytes + pad)
+        row = 0
+        for band in bands:
+            if transform is not None:
+                band = transform(band)
+            fits_row = height - row - band.shape[0]
+            flipped = band[::-1].astype(">f4")
+            for c in range(3):
+                f.seek(start + ((c * height) + fits_row) * width * 4)
+                f.write(np.ascontiguousarray(flipped[..., c]).tobytes())
+            row += band.shape[0]
+        if row != height:
+            raise RuntimeError(f"wrote {row} rows of {height}")
+        _commit(f, tmp, path)
+    except BaseException:
+        f.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def fits_header_for(header, height: int, width: int, scale: int, stretch, linear: bool, history: list[str]):
+    """The output cube's full header: input metadata, rescaled WCS, our keywords."""
+    from astropy.io import fits
+
+    from pipeline.fits_out import scale_header
+
+    base = scale_header(header, scale, history) if header is not None else fits.Header()
+    out = fits.Header()
+    out["SIMPLE"] = True
+    out["BITPIX"] = -32
+    out["NAXIS"] = 3
+    out["NAXIS1"] = width
+    out["NAXIS2"] = height
+    out["NAXIS3"] = 3
+    skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "END"}
+    for card in base.cards:
+        if card.keyword not in skip and not card.keyword.startswith("NAXIS"):
+            out.append(card)
+    if header is None:
+        for line in history:
+            out.add_history(line)
+    out["WCSAXES"] = 2
+    for i, name in enumerate("RGB", start=1):
+        out[f"PLANE{i}"] = (name, f"cube plane {i} holds the {name} channel")
+    if stretch is not None:
+        out["STRETCH"] = (stretch.name, "stretch applied to the input")
+        out["STRINTV"] = (stretch.interval, "interval of that stretch")
+        out["STRVMIN"] = (stretch.vmin, "raw value mapped to 0")
+        out["STRVMAX"] = (stretch.vmax, "raw value mapped to 1")
+        out["STRA"] = (stretch.a, "stretch parameter a")
+    out["DATAUNIT"] = ("linear" if linear else "stretched", "linear=input units, stretched=[0,1]")
+    return out
+
+
+def write_residual_png(path: str, residual: np.ndarray) -> None:
+    """The flux residual map, scaled so its 99.9th percentile is white."""
+    from data.io import encode_png
+
+    top = float(np.percentile(residual, 99.9)) or 1.0
+    atomic_write_bytes(path, encode_png(np.clip(residual / top, 0, 1)))
+
+
+@dataclasses.dataclass(frozen=True)
+class FullOptions:
+    """Settings of full-resolution mode."""
+
+    size: int = 224
+    tile: int = 256
+    tile_overlap: int = 16
+    output_format: str = "png"  # png | png16 | fits
+    linear_output: bool = False
+    report: bool = False
+    residual_map: bool = False
+    stretch: str = "asinh"
+    interval: str = "percentile"
+    percentile: float = 99.5
+
+
+def output_extension(options: FullOptions) -> str:
+    return ".fits" if options.output_format == "fits" else ".png"
+
+
+def process_full(path: str, output: str, colorizer, upscaler, scale: int, options: FullOptions,
+                 progress: Optional[Callable[[int, int], None]] = None) -> tuple[Optional[Fidelity], bool]:
+    """Colourises and super-resolves one whole frame into `output`.
+
+    Returns:
+        (fidelity numbers when `options.report`, whether the input had colour).
+
+    Raises:
+        ImageReadError: unreadable input; ValueError: options that cannot apply
+        (e.g. `linear_output` for a non-FITS input).
+    """
+    from data.io import ImageReadError, is_fits, read_fits, read_image
+    from pipeline.inference import to_luminance, to_working_size
+
+    header = stretch = None
+    if is_fits(path):
+        f = read_fits(path, stretch=options.stretch, interval=options.interval, percentile=options.percentile)
+        image, header, stretch = f.image, f.header, f.stretch
+    else:
+        image = read_image(path)
+    if options.linear_output and stretch is None:
+        raise ImageReadError(path, "--linear_output needs a FITS input (there is no stretch to undo)")
+    h, w = image.shape[:2]
+    if h < 2 or w < 2:
+        raise ImageReadError(path, f"image is {w}x{h} px; at least 2x2 is needed")
+    grey, was_colour = to_luminance(image)
+    del image
+    rgb_small = colorizer.run(to_working_size(grey, options.size)[None])[0]
+    frame = ColourFrame(grey, rgb_to_uv_np(np.clip(rgb_small, 0, 1)))
+
+    def upscale(tile: np.ndarray) -> np.ndarray:
+        return upscaler.run(tile[None])[0]
+
+    meter = _FidelityMeter(scale, (h, w, 1) if options.residual_map else None) if options.report else None
+    bands = stream_bands(frame, upscale, scale, options.tile, options.tile_overlap, meter, progress)
+    if options.output_format == "fits":
+        history = [
+            "astro-colorize-sr: chroma predicted at %dx%d, put on the full-resolution luminance;" % (
+                options.size, options.size),
+            f"super-resolved x{scale} in {options.tile}px tiles (overlap {options.tile_overlap}px).",
+            "WCS rescaled: CRPIX'=(CRPIX-0.5)*s+0.5, CDELT or CD divided by s.",
+        ]
+        head = fits_header_for(header, h * scale, w * scale, scale, stretch, options.linear_output, history)
+        write_fits_stream(output, bands, head, transform=stretch.invert if options.linear_output else None)
+    else:
+        write_png_stream(output, bands, h * scale, w * scale, bits=16 if options.output_format == "png16" else 8)
+    fidelity = None
+    if meter is not None:
+        fidelity = meter.result()
+        if meter.residual is not None:
+            write_residual_png(os.path.splitext(output)[0] + "_residual.png", meter.residual)
+    return fidelity, was_colour
