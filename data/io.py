@@ -148,6 +148,8 @@ def _check_file(path: str) -> None:
     if os.path.isdir(path):
         raise ImageReadError(path, "is a directory, not an image file")
     if not os.path.exists(path):
+        if os.path.islink(path):
+            raise ImageReadError(path, "broken or looping symbolic link")
         raise ImageReadError(path, "no such file")
     if not os.access(path, os.R_OK):
         raise ImageReadError(path, "permission denied (file is not readable)")

@@ -1,0 +1,185 @@
+"""Writing the colouriser as a self-contained TensorFlow SavedModel.
+
+The SavedModel is what `pipeline.run` loads: `tf.saved_model.load(path)` alone
+(no code of this package) gives a `serving_default` signature
+
+    grey: float32 [B, H, W, 1] in [0, 1], H and W multiples of 8 (so of 16)
+    -> {"rgb": float32 [B, H, W, 3] in [0, 1], "uv": float32 [B, H, W, 2]}
+
+`rgb` has the input as its BT.601 luma (see `colorize.model.compose_rgb`: out
+of gamut chroma is desaturated, never the brightness changed); `uv` is the raw
+network output (chroma with the +0.5 offset). A `config.json` beside
+`saved_model.pb` records the training config, `"model": "colorize"`, whether
+the weights were trained and for how many steps.
+
+This module has no flags: `colorize.export` (command line) and
+`colorize.trainer` (export at the end of training) both call `export_colorizer`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Mapping, Optional
+
+import keras
+import tensorflow as tf
+
+from colorize.model import SIZE_MULTIPLE, compose_rgb
+from common.training import atomic_write_bytes
+
+
+class ExportError(RuntimeError):
+    """The export folder cannot be written (e.g. exists and is not empty)."""
+
+
+class _ColorizeServing(tf.Module):
+    """Wraps the Keras model in the serving function that joins Y and UV."""
+
+    def __init__(self, model: keras.Model) -> None:
+        super().__init__(name="colorize_serving")
+        self.model = model
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="grey")])
+    def serve(self, grey: tf.Tensor) -> dict:
+        shape = tf.shape(grey)
+        tf.debugging.assert_equal(
+            tf.logical_and(shape[1] % SIZE_MULTIPLE == 0, shape[2] % SIZE_MULTIPLE == 0),
+            True,
+            message=f"colouriser input height and width must be multiples of {SIZE_MULTIPLE} "
+            "(the pipeline uses 224); resize or pad the grey image first",
+        )
+        grey = tf.clip_by_value(grey, 0.0, 1.0)
+        uv = self.model(grey, training=False)
+        return {"rgb": compose_rgb(grey, uv), "uv": uv}
+
+
+def colorize_rgb(model: keras.Model, grey) -> tf.Tensor:
+    """What the exported signature computes, run on the Keras model directly.
+
+    Args:
+        model: a colouriser from `colorize.model.build_colorizer`.
+        grey: `[B, H, W, 1]` in [0, 1].
+
+    Returns:
+        RGB `[B, H, W, 3]` in [0, 1] with luma equal to `grey`.
+    """
+    grey = tf.clip_by_value(tf.convert_to_tensor(grey, tf.float32), 0.0, 1.0)
+    return compose_rgb(grey, model(grey, training=False))
+
+
+def check_output_dir(output_dir: str, overwrite: bool) -> None:
+    """Raises `ExportError` unless `output_dir` is absent, empty, or may be replaced."""
+    if os.path.exists(output_dir):
+        if not os.path.isdir(output_dir):
+            raise ExportError(f"{output_dir} exists and is not a folder")
+        if os.listdir(output_dir) and not overwrite:
+            raise ExportError(f"{output_dir} exists and is not empty; pass --overwrite to replace it")
+
+
+def export_colorizer(
+    model: keras.Model,
+    output_dir: str,
+    config: Optional[Mapping[str, Any]] = None,
+    steps_trained: int = 0,
+    trained: bool = True,
+    overwrite: bool = False,
+) -> str:
+    """Writes `model` as a SavedModel with the colouriser serving signature.
+
+    The SavedModel is written into a temporary folder beside `output_dir` and
+    renamed into place, so a crash never leaves a half-written model where the
+    pipeline looks for one.
+
+    Args:
+        model: the Keras colouriser.
+        output_dir: the SavedModel folder to create.
+        config: the resolved training config (saved into `config.json`).
+        steps_trained: training steps behind these weights.
+        trained: False for freshly initialised weights (the pipeline warns).
+        overwrite: replace an existing non-empty `output_dir`.
+
+    Returns:
+        `output_dir`.
+
+    Raises:
+        ExportError: `output_dir` exists, is not empty and `overwrite` is False,
+            or it is a file.
+    """
+    output_dir = os.path.abspath(output_dir)
+    check_output_dir(output_dir, overwrite)
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
+    # mkdtemp makes a 0700 folder; give the export the permissions of a plain mkdir.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    try:
+        module = _ColorizeServing(model)
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
+        meta = dict(config or {})
+        meta.update(
+            model="colorize",
+            trained=bool(trained),
+            steps_trained=int(steps_trained),
+            size_multiple=SIZE_MULTIPLE,
+            signature={"input": "grey float32 [B,H,W,1] in [0,1]", "outputs": {"rgb": "[B,H,W,3] in [0,1]", "uv": "[B,H,W,2]"}},
+        )
+        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(os.path.join(tmp, "config.json"), text.encode("utf-8"))
+        old = None
+        if os.path.exists(output_dir):
+            old = tempfile.mkdtemp(prefix=".old-export-", dir=parent)
+            os.rmdir(old)
+            os.replace(output_dir, old)
+        os.replace(tmp, output_dir)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output_dir
+
+
+def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.Model, int, dict]:
+    """Rebuilds the model of a training run and loads one of its checkpoints.
+
+    Args:
+        workdir: a `colorize.train` run folder (holds `config.json`, `ckpt/`).
+        checkpoint: `latest`, `best` (lowest dev loss, `ckpt_best/`), or a
+            step number whose checkpoint is still in `ckpt/`.
+
+    Returns:
+        (model, step of the checkpoint, the run's config as a dict).
+
+    Raises:
+        FileNotFoundError: no config or no such checkpoint.
+    """
+    from common.training import load_config
+    from colorize.model import build_colorizer
+
+    cfg_path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise FileNotFoundError(f"{cfg_path}: not found; is {workdir} a colorize.train --workdir?")
+    config = load_config(cfg_path)
+    if checkpoint == "latest":
+        path = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+    elif checkpoint == "best":
+        path = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt_best"))
+    else:
+        path = os.path.join(workdir, "ckpt", f"ckpt-{int(checkpoint)}")
+        if not tf.io.gfile.exists(path + ".index"):
+            path = None
+    if not path:
+        raise FileNotFoundError(f"{workdir}: no {checkpoint!r} checkpoint to export")
+    # Every weight comes from the checkpoint, so no ImageNet download here.
+    model = build_colorizer(None, bool(config.get("freeze_backbone", True)))
+    step = tf.Variable(0, dtype=tf.int64)
+    # Optimiser slots in the checkpoint are not needed for inference.
+    tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial().assert_existing_objects_matched()
+    return model, int(step.numpy()), config
+
+
+__all__ = ["export_colorizer", "check_output_dir", "colorize_rgb", "restore_colorizer", "ExportError"]

@@ -1,0 +1,75 @@
+"""`python -m colorize.train --data_dir PREPARED --workdir RUN`: train the colouriser.
+
+Defaults are the paper's (Peh & Marshland sec. 4.1 / 5.1, after Guo's
+residual encoder). Restarting with the same `--workdir` resumes from the last
+checkpoint; the resolved config is saved as `RUN/config.json`; the trained
+model is exported as a SavedModel to `RUN/export` (and `--export_dir`).
+See `colorize.trainer` for what the run writes.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Output folder of `python -m data.prepare` (holds train/ and dev/).")
+flags.DEFINE_string("workdir", None, "Run folder: checkpoints, samples, TensorBoard logs, config.json, export.")
+flags.DEFINE_integer("iterations", 41000, "Training steps (paper sec. 5.1: ~41,000; overfitting after ~30,000).")
+flags.DEFINE_integer("batch_size", 6, "Images per step (the paper gives none; 6 is Guo's config.py).")
+flags.DEFINE_integer("size", 224, "Training image side (paper sec. 4.1: 224); a multiple of 16.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (paper sec. 5.1).")
+flags.DEFINE_float("beta_1", 0.9, "Adam beta_1 (paper sec. 5.1).")
+flags.DEFINE_float("beta_2", 0.999, "Adam beta_2 (paper sec. 5.1).")
+flags.DEFINE_float("epsilon", 1e-8, "Adam epsilon (paper sec. 5.1).")
+flags.DEFINE_string(
+    "backbone_weights", "imagenet",
+    "VGG16 weights (paper sec. 4.1: ImageNet): 'imagenet' (Keras downloads them once; needs internet), "
+    "'none' (random init), or the path of a VGG16 no-top .h5 file.",
+)
+flags.DEFINE_boolean("freeze_backbone", True, "Keep the VGG16 weights fixed, as Guo did (sec. 4.1).")
+flags.DEFINE_float(
+    "low_saturation_weight", 0.0,
+    "Extra weight on pixels predicted greyer than the target (the paper's future work against washed-out "
+    "colours, sec. 6); 0 = the paper's loss.",
+)
+flags.DEFINE_integer("seed", 0, "Seed for initialisation, shuffling and augmentation.")
+flags.DEFINE_integer("log_every", 50, "Log loss and steps/s every N steps.")
+flags.DEFINE_integer("sample_every", 1000, "Save grey|prediction|truth sheets every N steps (sec. 5.1: 1000).")
+flags.DEFINE_integer("num_samples", 4, "Images per sample sheet (from the dev split when there is one).")
+flags.DEFINE_integer("eval_every", 1000, "Dev-set loss/MSE every N steps.")
+flags.DEFINE_integer("eval_images", 0, "Dev images used per evaluation (0 = all).")
+flags.DEFINE_integer("checkpoint_every", 1000, "Save the full training state every N steps.")
+flags.DEFINE_integer("max_to_keep", 5, "Recent checkpoints kept.")
+flags.DEFINE_boolean("keep_best", True, "Also keep the weights with the lowest dev loss (workdir/ckpt_best).")
+flags.DEFINE_boolean("export", True, "Export a SavedModel to workdir/export at the end.")
+flags.DEFINE_string("export_dir", "", "Also export there at the end (e.g. checkpoints/colorize; replaced).")
+flags.DEFINE_boolean("tensorboard", True, "Write TensorBoard logs to workdir/tensorboard.")
+flags.DEFINE_boolean("progress", None, "Show a progress bar (default: when stderr is a terminal).")
+
+
+def config_from_flags():
+    """The frozen config of the parsed flags."""
+    from colorize.trainer import ColorizeConfig
+
+    names = [f.name for f in dataclasses.fields(ColorizeConfig)]
+    return ColorizeConfig(**{name: FLAGS[name].value for name in names})
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from colorize.trainer import train
+    from common.training import NonFiniteLossError
+
+    config = config_from_flags()
+    try:
+        result = train(config, FLAGS.workdir)
+    except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
+    logging.info("done: step %d; exported to %s", result.step, ", ".join(result.exported) or "(no export)")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["data_dir", "workdir"])
+    app.run(main)

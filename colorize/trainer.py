@@ -1,0 +1,327 @@
+"""Training the colouriser (paper sec. 4.1 / 5.1) as library code.
+
+`python -m colorize.train` turns flags into a `ColorizeConfig` and calls
+`train(config, workdir)`; tests call `train` directly. Nothing here reads flags.
+
+What a run leaves in `workdir`:
+
+    config.json        the resolved config (rewritten on each start)
+    ckpt/              full state (model incl. BN statistics, Adam slots and
+                       iteration count, step), every `checkpoint_every` steps,
+                       at the end, and on Ctrl-C; a restart resumes from it
+    ckpt_best/         the weights with the lowest dev loss so far (the paper
+                       saw overfitting after ~30k iterations)
+    samples/           grey | prediction | truth sheets every `sample_every`
+    tensorboard/       scalars (train loss, steps/s, dev metrics) and the sheets
+    export/            the SavedModel written at the end (see colorize.saved_model)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tqdm import tqdm
+
+from colorize.losses import colorize_loss, uv_mse
+from colorize.model import SIZE_MULTIPLE, build_colorizer, compose_rgb
+from colorize.sample import sample_sheet
+from colorize.saved_model import export_colorizer
+from colorize.summaries import write_image, write_scalars
+from common.training import TrainState, atomic_write_bytes, check_finite, load_config, save_config, set_seed
+from data.colour import UV_OFFSET, yuv_to_rgb
+from data.datasets import colorize_dataset, split_files
+from data.io import write_png
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorizeConfig:
+    """Resolved settings of one colouriser training run (defaults: the paper's)."""
+
+    data_dir: str
+    iterations: int = 41000  # sec. 5.1: ~41k, overfitting after ~30k
+    batch_size: int = 6  # Guo's config.py (the paper gives none)
+    size: int = 224  # sec. 4.1 / 5.2
+    learning_rate: float = 1e-3  # sec. 5.1, Adam
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    backbone_weights: str = "imagenet"  # 'imagenet', 'none' or a .h5 path
+    freeze_backbone: bool = True  # Guo kept the VGG16 fixed
+    low_saturation_weight: float = 0.0  # paper's future work; 0 = the paper's loss
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 1000  # sec. 5.1: inspected every 1000 iterations
+    num_samples: int = 4
+    eval_every: int = 1000
+    eval_images: int = 0  # 0 = the whole dev split
+    checkpoint_every: int = 1000
+    max_to_keep: int = 5
+    keep_best: bool = True
+    export: bool = True
+    export_dir: str = ""
+    tensorboard: bool = True
+    progress: Optional[bool] = None  # None: a bar when stderr is a terminal
+
+
+# Fields whose change makes an existing checkpoint a different model.
+_MODEL_FIELDS = ("freeze_backbone",)
+# Fields a resumed run may change without changing what is learned.
+_BOOKKEEPING_FIELDS = (
+    "iterations", "log_every", "sample_every", "num_samples", "eval_every", "eval_images", "checkpoint_every",
+    "max_to_keep", "keep_best", "export", "export_dir", "tensorboard", "progress",
+)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` did.
+
+    Attributes:
+        start_step: the step restored from `workdir/ckpt` (0 for a fresh run).
+        step: the step reached.
+        losses: (step, training loss) of every step run in this call.
+        dev: the last dev metrics (empty when there is no dev split).
+        model, optimizer: the trained objects.
+        exported: SavedModel folders written.
+    """
+
+    start_step: int
+    step: int
+    losses: list
+    dev: dict
+    model: object
+    optimizer: object
+    exported: list
+
+
+def validate(config: ColorizeConfig) -> None:
+    """Raises ValueError for settings that cannot work, with the reason."""
+    if config.size <= 0 or config.size % SIZE_MULTIPLE:
+        raise ValueError(f"size must be a positive multiple of {SIZE_MULTIPLE} (224 in the paper), got {config.size}")
+    for name in ("iterations", "batch_size", "log_every", "sample_every", "eval_every", "checkpoint_every", "max_to_keep"):
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
+    if config.low_saturation_weight < 0:
+        raise ValueError("low_saturation_weight must be >= 0")
+    if not config.learning_rate > 0:
+        raise ValueError("learning_rate must be positive")
+
+
+def make_optimizer(config: ColorizeConfig):
+    """Adam with the paper's settings (sec. 5.1)."""
+    import keras
+
+    return keras.optimizers.Adam(
+        learning_rate=config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon
+    )
+
+
+def _warn_config_changes(workdir: str, config: ColorizeConfig) -> None:
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        return
+    old = load_config(path)
+    new = dataclasses.asdict(config)
+    for key in _MODEL_FIELDS:
+        if key in old and old[key] != new[key]:
+            raise ValueError(
+                f"{workdir} holds a run with {key}={old[key]!r}; this run asks for {new[key]!r}. "
+                "Use a new --workdir or the old setting."
+            )
+    changed = {k: (old.get(k), v) for k, v in new.items() if k in old and old[k] != v}
+    learning = {k: v for k, v in changed.items() if k not in _BOOKKEEPING_FIELDS}
+    if learning:
+        logging.warning("resuming %s with changed training settings (old, new): %s", workdir, learning)
+    elif changed:
+        logging.info("resuming %s with changed settings (old, new): %s", workdir, changed)
+
+
+def _dev_files(config: ColorizeConfig) -> list:
+    try:
+        files = split_files(config.data_dir, "dev")
+    except ValueError as e:
+        logging.warning("no dev evaluation: %s", e)
+        return []
+    return files[: config.eval_images] if config.eval_images > 0 else files
+
+
+def train(config: ColorizeConfig, workdir: str) -> TrainResult:
+    """Trains (or resumes training) the colouriser.
+
+    Args:
+        config: the run's settings.
+        workdir: folder for checkpoints, samples, logs and the export.
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        ValueError: bad settings or no training images.
+        common.training.NonFiniteLossError: the loss became NaN/inf (the last
+            good checkpoint is kept).
+    """
+    validate(config)
+    os.makedirs(workdir, exist_ok=True)
+    set_seed(config.seed)
+    train_files = split_files(config.data_dir, "train")
+    dev_files = _dev_files(config)
+    ckpt_dir = os.path.join(workdir, "ckpt")
+    resuming = tf.train.latest_checkpoint(ckpt_dir) is not None
+    if resuming:
+        _warn_config_changes(workdir, config)
+    save_config(config, workdir)
+
+    # A resumed run gets every weight from the checkpoint; do not fetch ImageNet again.
+    model = build_colorizer(None if resuming else config.backbone_weights, config.freeze_backbone)
+    if config.backbone_weights in (None, "none") and config.freeze_backbone and not resuming:
+        logging.warning("the backbone is random AND frozen: only the decoder learns (fine for tests, not for results)")
+    optimizer = make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    state = TrainState(ckpt_dir, max_to_keep=config.max_to_keep, model=model, optimizer=optimizer)
+    start = state.restore()
+    # The checkpoint holds the optimiser's learning rate too; the config's wins.
+    optimizer.learning_rate = config.learning_rate
+    best = TrainState(os.path.join(workdir, "ckpt_best"), max_to_keep=1, model=model) if config.keep_best else None
+    best_loss = _read_best(workdir)
+    if resuming:
+        logging.info("resumed from %s at step %d (optimizer iterations %d)", state.latest, start, int(optimizer.iterations.numpy()))
+
+    loss_weight = float(config.low_saturation_weight)
+
+    @tf.function
+    def train_step(y, uv):
+        with tf.GradientTape() as tape:
+            pred = model(y, training=True)
+            loss = colorize_loss(uv, pred, loss_weight)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(y, uv):
+        pred = model(y, training=False)
+        rgb_true = tf.clip_by_value(yuv_to_rgb(tf.concat([y, uv], -1)), 0.0, 1.0)
+        return {
+            "loss": colorize_loss(uv, pred),
+            "uv_mse": uv_mse(uv, pred),
+            "rgb_mse": tf.reduce_mean(tf.square(compose_rgb(y, pred) - rgb_true)),
+            # Predicting grey everywhere: what a washed-out model would score.
+            "grey_baseline_loss": colorize_loss(uv, tf.fill(tf.shape(uv), UV_OFFSET)),
+        }, pred
+
+    dev_ds = colorize_dataset(dev_files, config.size, config.batch_size, training=False) if dev_files else None
+    sample_files = (dev_files or train_files)[: config.num_samples]
+    sample_batch = next(iter(colorize_dataset(sample_files, config.size, len(sample_files), training=False)))
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if config.tensorboard else None
+
+    def evaluate(step: int) -> dict:
+        totals, count = {}, 0
+        for y, uv in dev_ds:
+            metrics, _ = eval_step(y, uv)
+            n = int(y.shape[0])
+            for k, v in metrics.items():
+                totals[k] = totals.get(k, 0.0) + float(v) * n
+            count += n
+        result = {k: v / count for k, v in totals.items()}
+        result["rgb_psnr"] = 10.0 * math.log10(1.0 / max(result["rgb_mse"], 1e-12))
+        logging.info("step %d dev: %s", step, " ".join(f"{k}={v:.5g}" for k, v in sorted(result.items())))
+        write_scalars(writer, {f"dev/{k}": v for k, v in result.items()}, step)
+        return result
+
+    def save_samples(step: int) -> None:
+        y, uv = sample_batch
+        _, pred = eval_step(y, uv)
+        sheet = sample_sheet(
+            y.numpy(),
+            compose_rgb(y, pred).numpy(),
+            np.clip(yuv_to_rgb(tf.concat([y, uv], -1)).numpy(), 0.0, 1.0),
+        )
+        write_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), sheet)
+        write_image(writer, "samples/grey_pred_truth", sheet, step)
+
+    losses, dev = [], {}
+    step = start
+    if start < config.iterations:
+        ds = colorize_dataset(train_files, config.size, config.batch_size, training=True, seed=config.seed + start)
+        show = sys.stderr.isatty() if config.progress is None else config.progress
+        bar = tqdm(total=config.iterations, initial=start, unit="it", desc="colorize", disable=not show)
+        window, window_time, timed = [], 0.0, 0
+        it = iter(ds)
+        try:
+            while step < config.iterations:
+                t0 = time.perf_counter()
+                y, uv = next(it)
+                loss = float(train_step(y, uv))
+                if step > start:  # the first step includes tracing; not a speed
+                    window_time += time.perf_counter() - t0
+                    timed += 1
+                step += 1
+                check_finite({"colorize": loss}, step)
+                losses.append((step, loss))
+                window.append(loss)
+                bar.update(1)
+                if step % config.log_every == 0 or step == config.iterations:
+                    rate = timed / window_time if timed else float("nan")
+                    logging.info("step %d loss %.6f (%.2f steps/s)", step, np.mean(window), rate)
+                    bar.set_postfix(loss=f"{np.mean(window):.4g}")
+                    scalars = {"train/loss": float(np.mean(window))}
+                    if timed:
+                        scalars["train/steps_per_sec"] = rate
+                    write_scalars(writer, scalars, step)
+                    window, window_time, timed = [], 0.0, 0
+                if dev_ds is not None and (step % config.eval_every == 0 or step == config.iterations):
+                    dev = evaluate(step)
+                    if best is not None and dev["loss"] < best_loss:
+                        best_loss = dev["loss"]
+                        best.save(step)
+                        _write_best(workdir, step, best_loss)
+                if step % config.sample_every == 0 or step == config.iterations:
+                    save_samples(step)
+                if step % config.checkpoint_every == 0 and step < config.iterations:
+                    state.save(step)
+        except KeyboardInterrupt:
+            # Keep what was done; a restart continues from here.
+            if step > start:
+                logging.warning("interrupted at step %d; saving a checkpoint", step)
+                state.save(step)
+            raise
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.flush()
+        state.save(step)
+    else:
+        logging.info("nothing to do: the checkpoint is at step %d >= iterations %d", start, config.iterations)
+
+    exported = []
+    if config.export:
+        meta = dataclasses.asdict(config)
+        targets = [os.path.join(workdir, "export")] + ([config.export_dir] if config.export_dir else [])
+        for target in targets:
+            exported.append(export_colorizer(model, target, meta, steps_trained=step, trained=step > 0, overwrite=True))
+            logging.info("exported the colouriser to %s", target)
+    return TrainResult(start_step=start, step=step, losses=losses, dev=dev, model=model, optimizer=optimizer, exported=exported)
+
+
+def _read_best(workdir: str) -> float:
+    path = os.path.join(workdir, "ckpt_best", "best.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            return float(json.load(f)["dev_loss"])
+    return float("inf")
+
+
+def _write_best(workdir: str, step: int, loss: float) -> None:
+    text = json.dumps({"step": step, "dev_loss": loss}) + "\n"
+    atomic_write_bytes(os.path.join(workdir, "ckpt_best", "best.json"), text.encode("utf-8"))
+
+
+__all__ = ["ColorizeConfig", "TrainResult", "train", "validate", "make_optimizer"]
