@@ -45,7 +45,7 @@ from typing import Optional
 import keras
 from keras import layers, ops
 
-from data.colour import U_SCALE, UV_OFFSET, V_SCALE, WB, WR, yuv_to_rgb
+from data.colour import U_SCALE, UV_OFFSET, V_SCALE, WB, WR, compose_rgb  # noqa: F401  (re-exported)
 
 # The largest |U - 0.5| and |V - 0.5| an RGB colour in [0, 1] can have (pure
 # blue / its opposite, pure red / cyan): Guo's 0.435912 and 0.614777.
@@ -189,35 +189,6 @@ def build_colorizer(
     half_range = ops.convert_to_tensor((U_MAX, V_MAX), dtype=s.dtype)
     uv = UV_OFFSET + (2.0 * s - 1.0) * half_range
     return keras.Model(grey, uv, name=name)
-
-
-def compose_rgb(y, uv):
-    """Joins luminance and predicted chroma into RGB in [0, 1], keeping Y exactly.
-
-    Plain clipping of an out-of-gamut YUV colour (what `data.colour.y_uv_to_rgb`
-    does) changes its luminance. Instead each pixel's chroma (UV - 0.5) is
-    scaled by the largest factor t in [0, 1] that keeps R, G and B inside
-    [0, 1]; since the chroma part of R, G, B has zero luma, the luminance of the
-    result is exactly `y` (up to float rounding, ~1e-7) and in-gamut colours are
-    untouched. Out-of-gamut pixels are desaturated toward grey of the same
-    brightness instead of shifting in brightness and hue.
-
-    Args:
-        y: `[..., 1]` in [0, 1] (values outside are clipped first).
-        uv: `[..., 2]` with the +0.5 offset.
-
-    Returns:
-        RGB `[..., 3]` in [0, 1] with BT.601 luma equal to `y`.
-    """
-    y = ops.clip(y, 0.0, 1.0)
-    grey = ops.concatenate([y, ops.full_like(uv, UV_OFFSET)], axis=-1)
-    rgb = yuv_to_rgb(ops.concatenate([y, uv], axis=-1))
-    d = rgb - yuv_to_rgb(grey)  # per-channel chroma contribution, zero luma
-    eps = 1e-12
-    # Headroom of each channel in the direction it moves.
-    limit = ops.where(d > eps, (1.0 - y) / ops.maximum(d, eps), ops.where(d < -eps, y / ops.maximum(-d, eps), 1.0))
-    t = ops.clip(ops.min(limit, axis=-1, keepdims=True), 0.0, 1.0)
-    return ops.clip(y + t * d, 0.0, 1.0)
 
 
 __all__ = ["build_colorizer", "build_backbone", "compose_rgb", "vgg_preprocess", "U_MAX", "V_MAX", "SIZE_MULTIPLE"]

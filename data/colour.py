@@ -49,6 +49,35 @@ def y_uv_to_rgb(y, uv):
     return ops.clip(yuv_to_rgb(ops.concatenate([y, uv], axis=-1)), 0.0, 1.0)
 
 
+def compose_rgb(y, uv):
+    """Joins luminance and predicted chroma into RGB in [0, 1], keeping Y exactly.
+
+    Plain clipping of an out-of-gamut YUV colour (what `data.colour.y_uv_to_rgb`
+    does) changes its luminance. Instead each pixel's chroma (UV - 0.5) is
+    scaled by the largest factor t in [0, 1] that keeps R, G and B inside
+    [0, 1]; since the chroma part of R, G, B has zero luma, the luminance of the
+    result is exactly `y` (up to float rounding, ~1e-7) and in-gamut colours are
+    untouched. Out-of-gamut pixels are desaturated toward grey of the same
+    brightness instead of shifting in brightness and hue.
+
+    Args:
+        y: `[..., 1]` in [0, 1] (values outside are clipped first).
+        uv: `[..., 2]` with the +0.5 offset.
+
+    Returns:
+        RGB `[..., 3]` in [0, 1] with BT.601 luma equal to `y`.
+    """
+    y = ops.clip(y, 0.0, 1.0)
+    grey = ops.concatenate([y, ops.full_like(uv, UV_OFFSET)], axis=-1)
+    rgb = yuv_to_rgb(ops.concatenate([y, uv], axis=-1))
+    d = rgb - yuv_to_rgb(grey)  # per-channel chroma contribution, zero luma
+    eps = 1e-12
+    # Headroom of each channel in the direction it moves.
+    limit = ops.where(d > eps, (1.0 - y) / ops.maximum(d, eps), ops.where(d < -eps, y / ops.maximum(-d, eps), 1.0))
+    t = ops.clip(ops.min(limit, axis=-1, keepdims=True), 0.0, 1.0)
+    return ops.clip(y + t * d, 0.0, 1.0)
+
+
 def rgb_to_luma(rgb):
     """BT.601 luma Y `[..., 1]` of RGB `[..., 3]` (same weights as `rgb_to_yuv`)."""
     return WR * rgb[..., 0:1] + WG * rgb[..., 1:2] + WB * rgb[..., 2:3]
@@ -61,4 +90,4 @@ def to_grey(image):
     return rgb_to_luma(image)
 
 
-__all__ = ["rgb_to_yuv", "yuv_to_rgb", "y_uv_to_rgb", "rgb_to_luma", "to_grey"]
+__all__ = ["rgb_to_yuv", "yuv_to_rgb", "y_uv_to_rgb", "compose_rgb", "rgb_to_luma", "to_grey"]

@@ -18,19 +18,9 @@ import numpy as np
 from scipy import ndimage
 
 from common.training import atomic_write_bytes
-from data.colour import U_SCALE, UV_OFFSET, V_SCALE, WB, WG, WR
+from data.colour import U_SCALE, UV_OFFSET, V_SCALE, WB, WG, WR, compose_rgb
 from data.normalize import to_uint8, to_uint16
 from pipeline.tiling import iter_upscaled_bands
-
-
-def y_uv_to_rgb_np(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """NumPy twin of `data.colour.y_uv_to_rgb` for streamed tiles (same coefficients), clipped."""
-    u = uv[..., 0:1] - UV_OFFSET
-    v = uv[..., 1:2] - UV_OFFSET
-    r = y + v / V_SCALE
-    b = y + u / U_SCALE
-    g = (y - WR * r - WB * b) / WG
-    return np.clip(np.concatenate([r, g, b], axis=-1), 0.0, 1.0).astype(np.float32)
 
 
 def rgb_to_uv_np(rgb: np.ndarray) -> np.ndarray:
@@ -69,7 +59,8 @@ class ColourFrame:
         top, bottom, _ = rows.indices(self.shape[0])
         left, right, _ = cols.indices(self.shape[1])
         y = np.asarray(self.grey[top:bottom, left:right], np.float32)
-        return y_uv_to_rgb_np(y, self.chroma(top, left, bottom - top, right - left))
+        # Out-of-gamut chroma is desaturated, never the luminance changed.
+        return np.asarray(compose_rgb(y, self.chroma(top, left, bottom - top, right - left)), np.float32)
 
 
 @dataclasses.dataclass
