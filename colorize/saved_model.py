@@ -17,21 +17,14 @@ This module has no flags: `colorize.export` (command line) and
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from typing import Any, Mapping, Optional
 
 import keras
 import tensorflow as tf
 
 from colorize.model import SIZE_MULTIPLE, compose_rgb
-from common.training import atomic_write_bytes
-
-
-class ExportError(RuntimeError):
-    """The export folder cannot be written (e.g. exists and is not empty)."""
+from common.export import ExportError, check_output_dir, write_saved_model  # noqa: F401  (re-exported)
 
 
 class _ColorizeServing(tf.Module):
@@ -69,15 +62,6 @@ def colorize_rgb(model: keras.Model, grey) -> tf.Tensor:
     return compose_rgb(grey, model(grey, training=False))
 
 
-def check_output_dir(output_dir: str, overwrite: bool) -> None:
-    """Raises `ExportError` unless `output_dir` is absent, empty, or may be replaced."""
-    if os.path.exists(output_dir):
-        if not os.path.isdir(output_dir):
-            raise ExportError(f"{output_dir} exists and is not a folder")
-        if os.listdir(output_dir) and not overwrite:
-            raise ExportError(f"{output_dir} exists and is not empty; pass --overwrite to replace it")
-
-
 def export_colorizer(
     model: keras.Model,
     output_dir: str,
@@ -107,40 +91,16 @@ def export_colorizer(
         ExportError: `output_dir` exists, is not empty and `overwrite` is False,
             or it is a file.
     """
-    output_dir = os.path.abspath(output_dir)
-    check_output_dir(output_dir, overwrite)
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
-    # mkdtemp makes a 0700 folder; give the export the permissions of a plain mkdir.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
-        module = _ColorizeServing(model)
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
-        meta = dict(config or {})
-        meta.update(
-            model="colorize",
-            trained=bool(trained),
-            steps_trained=int(steps_trained),
-            size_multiple=SIZE_MULTIPLE,
-            signature={"input": "grey float32 [B,H,W,1] in [0,1]", "outputs": {"rgb": "[B,H,W,3] in [0,1]", "uv": "[B,H,W,2]"}},
-        )
-        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-        atomic_write_bytes(os.path.join(tmp, "config.json"), text.encode("utf-8"))
-        old = None
-        if os.path.exists(output_dir):
-            old = tempfile.mkdtemp(prefix=".old-export-", dir=parent)
-            os.rmdir(old)
-            os.replace(output_dir, old)
-        os.replace(tmp, output_dir)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return output_dir
+    module = _ColorizeServing(model)
+    meta = dict(config or {})
+    meta.update(
+        model="colorize",
+        trained=bool(trained),
+        steps_trained=int(steps_trained),
+        size_multiple=SIZE_MULTIPLE,
+        signature={"input": "grey float32 [B,H,W,1] in [0,1]", "outputs": {"rgb": "[B,H,W,3] in [0,1]", "uv": "[B,H,W,2]"}},
+    )
+    return write_saved_model(module, module.serve, output_dir, meta, overwrite=overwrite)
 
 
 def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.Model, int, dict]:

@@ -1,0 +1,74 @@
+"""Writing a SavedModel folder atomically, with its config.json beside it.
+
+Shared by `colorize` and `srgan`: the model is saved into a temporary folder
+next to the target and renamed into place, so a crash never leaves a
+half-written model where the pipeline looks for one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Mapping
+
+from common.training import atomic_write_bytes
+
+
+class ExportError(RuntimeError):
+    """The export folder cannot be written (e.g. exists and is not empty)."""
+
+
+def check_output_dir(output_dir: str, overwrite: bool) -> None:
+    """Refuses a non-empty existing folder (unless `overwrite`) or a file in the way.
+
+    Raises:
+        ExportError: with a message saying what to do.
+    """
+    if os.path.exists(output_dir):
+        if not os.path.isdir(output_dir):
+            raise ExportError(f"{output_dir} exists and is not a folder")
+        if os.listdir(output_dir) and not overwrite:
+            raise ExportError(f"{output_dir} exists and is not empty; pass --overwrite to replace it")
+
+
+def write_saved_model(module, signature, output_dir: str, meta: Mapping[str, Any], overwrite: bool = False) -> str:
+    """Saves `module` with `signature` as `serving_default` into `output_dir`, atomically.
+
+    Args:
+        module: a `tf.Module` holding the model.
+        signature: its `tf.function` with an input signature.
+        output_dir: the SavedModel folder to create.
+        meta: written as `config.json` beside `saved_model.pb`.
+        overwrite: replace an existing non-empty folder.
+
+    Returns:
+        `output_dir` as an absolute path.
+    """
+    import tensorflow as tf
+
+    output_dir = os.path.abspath(output_dir)
+    check_output_dir(output_dir, overwrite)
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
+    # mkdtemp makes a 0700 folder; give the export the permissions of a plain mkdir.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    try:
+        tf.saved_model.save(module, tmp, signatures={"serving_default": signature})
+        text = json.dumps(dict(meta), indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(os.path.join(tmp, "config.json"), text.encode("utf-8"))
+        old = None
+        if os.path.exists(output_dir):
+            old = tempfile.mkdtemp(prefix=".old-export-", dir=parent)
+            os.rmdir(old)
+            os.replace(output_dir, old)
+        os.replace(tmp, output_dir)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output_dir
