@@ -34,7 +34,7 @@ from colorize.losses import colorize_loss, uv_mse
 from colorize.model import SIZE_MULTIPLE, build_colorizer, compose_rgb
 from colorize.sample import sample_sheet
 from colorize.saved_model import export_colorizer
-from colorize.summaries import write_image, write_scalars
+from common.summaries import write_image, write_scalars
 from common.training import TrainState, atomic_write_bytes, check_finite, load_config, save_config, set_seed
 from data.colour import UV_OFFSET, yuv_to_rgb
 from data.datasets import colorize_dataset, split_files

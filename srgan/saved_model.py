@@ -1,0 +1,73 @@
+"""Writing the SR generator as a self-contained TensorFlow SavedModel.
+
+`tf.saved_model.load(path)` alone (no code of this package) gives a
+`serving_default` signature
+
+    lr: float32 [B, H, W, 3] in [0, 1], any H and W
+    -> {"sr": float32 [B, scale*H, scale*W, 3] in [0, 1]}
+
+with batch norm in inference mode (paper 5.1). A `config.json` beside
+`saved_model.pb` records the training config, `"model": "srgan"`, the scale,
+the phase the weights come from and whether they were trained.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import keras
+import tensorflow as tf
+
+from common.export import write_saved_model
+
+
+class _SRServing(tf.Module):
+    def __init__(self, generator: keras.Model) -> None:
+        super().__init__(name="srgan_serving")
+        self.generator = generator
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="lr")])
+    def serve(self, lr: tf.Tensor) -> dict:
+        lr = tf.clip_by_value(lr, 0.0, 1.0)
+        sr = tf.cast(self.generator(lr, training=False), tf.float32)
+        return {"sr": tf.clip_by_value(sr, 0.0, 1.0)}
+
+
+def export_saved_model(
+    generator: keras.Model,
+    export_dir: str,
+    config: Optional[Mapping[str, Any]] = None,
+    overwrite: bool = False,
+    steps_trained: Optional[int] = None,
+    phase: Optional[str] = None,
+) -> str:
+    """Writes the generator with the SR serving signature (see module docstring).
+
+    Args:
+        generator: from `srgan.model.build_generator` (or `srgan.import_tl`).
+        export_dir: the SavedModel folder to create.
+        config: resolved config for `config.json`; its `scale` (default 4),
+            `trained` (default True) are kept.
+        overwrite: replace an existing non-empty folder.
+        steps_trained: generator updates behind these weights.
+        phase: `mse` (SRResNet after phase 1) or `gan`.
+
+    Returns:
+        `export_dir` as an absolute path.
+    """
+    meta = dict(config or {})
+    meta.setdefault("scale", 4)
+    meta.setdefault("trained", True)
+    meta["model"] = "srgan"
+    if steps_trained is not None:
+        meta["steps_trained"] = int(steps_trained)
+    if phase is not None:
+        meta["phase"] = phase
+    meta["signature"] = {"input": "lr float32 [B,H,W,3] in [0,1]", "outputs": {"sr": "[B,sH,sW,3] in [0,1]"}}
+    module = _SRServing(generator)
+    return write_saved_model(module, module.serve, export_dir, meta, overwrite=overwrite)
+
+
+def upscale(generator: keras.Model, lr) -> tf.Tensor:
+    """What the exported signature computes, on the Keras model directly."""
+    lr = tf.clip_by_value(tf.convert_to_tensor(lr, tf.float32), 0.0, 1.0)
+    return tf.clip_by_value(tf.cast(generator(lr, training=False), tf.float32), 0.0, 1.0)
