@@ -43,6 +43,13 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100"],
         # TensorLayer 2.2.5 imports on TF 2.21 only with these two beside it
         # (undeclared by TensorLayer itself).
-        "tl": ["tensorlayer==2.2.5", "opencv-python-headless>=4.8,<5", "matplotlib>=3.8,<4"],
+        # Never tensorlayer[all]: it pins matplotlib<3.1 and keras<2.3. On Python >= 3.12
+        # TensorLayer's `distutils` import needs setuptools.
+        "tl": [
+            "tensorlayer==2.2.5",
+            "opencv-python-headless>=4.8,<5",
+            "matplotlib>=3.8,<4",
+            "setuptools; python_version >= '3.12'",
+        ],
     },
 )

@@ -248,7 +248,7 @@ class FullOptions:
 
     size: int = 224
     tile: int = 256
-    tile_overlap: int = 16
+    tile_overlap: int = 64
     output_format: str = "png"  # png | png16 | fits
     linear_output: bool = False
     report: bool = False

@@ -31,7 +31,7 @@ flags.DEFINE_enum("mode", "faithful", ["faithful", "full"],
                   "faithful: the paper's sec. 5.2 (any input -> 224 -> x4 = 896). full: the whole frame, chroma "
                   "predicted at --size and put on the full-resolution luminance, then x4 in tiles.")
 flags.DEFINE_integer("tile", 256, "full mode: SR tile side in input px (memory is bounded by the tile).")
-flags.DEFINE_integer("tile_overlap", 16, "full mode: overlap between tiles in input px (feather-blended).")
+flags.DEFINE_integer("tile_overlap", 64, "full mode: least overlap between tiles in input px: its outer quarter is dropped, its middle half feather-blended.")
 flags.DEFINE_enum("output_format", "png", ["png", "png16", "fits"],
                   "full mode: 8-bit PNG, 16-bit PNG, or a float32 FITS cube [3,H,W] with the input header and "
                   "the WCS rescaled.")

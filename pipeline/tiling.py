@@ -2,8 +2,10 @@
 
 The input is cut into overlapping tiles (`data.tiles.tile_boxes`), each tile is
 upscaled on its own, and the results are blended with a weight window that is 1
-in a tile's interior and ramps linearly to near 0 across the overlap, so no
-seam shows. Tile edges that lie on the frame border are not ramped. The output
+in a tile's interior, ramps linearly across the middle of the overlap and is 0
+in its outer quarter (pixels that saw the tile edge's zero padding), so no seam
+shows. The overlap should exceed four times the network's receptive-field
+radius for tiled and whole-image results to agree closely. Tile edges that lie on the frame border are not ramped. The output
 can be any array-like with numpy slicing, e.g. a `np.memmap` on disk.
 """
 from __future__ import annotations
@@ -16,16 +18,22 @@ from data.tiles import Box, tile_boxes
 
 
 def _ramp(n: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.ndarray:
-    """1-D weights of length n: linear ramps of length `overlap` at the chosen ends."""
+    """1-D weights of length n for a tile side that overlaps its neighbour by >= `overlap`.
+
+    On a side shared with another tile, the outer quarter of the overlap gets
+    weight 0 (those pixels saw the zero padding at the tile's edge, inside the
+    network's receptive field), the next half ramps linearly up to 1. The two
+    neighbours' ramps cover the same stretch with complementary weights, so the
+    blend is smooth and uses only pixels at least overlap/4 inside a tile.
+    """
     w = np.ones(n, np.float32)
-    k = min(overlap, n // 2)
-    if k > 0:
-        # Strictly positive so every output pixel gets some weight.
-        ramp = (np.arange(k, dtype=np.float32) + 0.5) / k
+    margin, ramp_len = overlap // 4, max(overlap // 2, 1)
+    if overlap > 0 and margin + ramp_len <= n:
+        ramp = np.concatenate([np.zeros(margin, np.float32), (np.arange(ramp_len, dtype=np.float32) + 0.5) / ramp_len])
         if ramp_start:
-            w[:k] = np.minimum(w[:k], ramp)
+            w[: ramp.size] = np.minimum(w[: ramp.size], ramp)
         if ramp_end:
-            w[n - k :] = np.minimum(w[n - k :], ramp[::-1])
+            w[n - ramp.size :] = np.minimum(w[n - ramp.size :], ramp[::-1])
     return w
 
 

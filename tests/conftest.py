@@ -27,3 +27,28 @@ def real_images() -> list:
 def m51_fits() -> str:
     """HST WF/PC2 M51, 384x384 int32, gzipped FITS."""
     return os.path.join(DATA_DIR, "formats", "m51.fits.gz")
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory) -> dict:
+    """Small freshly initialised colouriser and SR generator, exported as SavedModels.
+
+    Real exports through each package's own export code, so the pipeline tests
+    exercise exactly what a user's exported models look like.
+    """
+    import keras
+
+    from colorize.model import build_colorizer
+    from colorize.saved_model import export_colorizer
+    from srgan.saved_model import export_saved_model
+    from srgan.model import build_generator
+
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("exports")
+    colorize_dir = export_colorizer(
+        build_colorizer(backbone_weights=None), str(root / "colorize"), config={"size": 64}, trained=False
+    )
+    generator = build_generator(num_blocks=1, filters=8, scale=4)
+    srgan_dir = export_saved_model(generator, str(root / "srgan"), {"num_blocks": 1, "filters": 8, "scale": 4,
+                                                                    "trained": False})
+    return {"colorize": colorize_dir, "srgan": srgan_dir}

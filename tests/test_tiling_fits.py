@@ -39,7 +39,13 @@ def test_tiled_output_can_be_a_memmap(tmp_path, real_images):
 def test_feather_window_ramps_only_inside():
     # A tile in the top-left corner of a 100x100 frame ramps only on its right and bottom.
     win = feather_window(Box(0, 0, 40, 40), 100, 100, overlap=8, scale=1)[..., 0]
-    assert win[0, 0] == 1.0 and win[0, -1] < 0.1 and win[-1, 0] < 0.1 and win.min() > 0
+    assert win[0, 0] == 1.0 and win[0, -1] == 0.0 and win[-1, 0] == 0.0  # outer quarter of the overlap dropped
+    assert win[0, -3] == 0.125 and win[0, -7] == 1.0  # then a linear ramp over half the overlap
+    # Every pixel of a frame gets some weight from some tile.
+    cover = np.zeros((100, 100))
+    for b in plan_tiles(100, 100, tile=40, overlap=8):
+        cover[b.top : b.top + b.height, b.left : b.left + b.width] += feather_window(b, 100, 100, 8, 1)[..., 0]
+    assert cover.min() > 0
     with pytest.raises(ValueError, match="twice"):
         plan_tiles(100, 100, tile=16, overlap=8)
 

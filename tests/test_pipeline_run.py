@@ -1,0 +1,129 @@
+"""pipeline.run end to end with small freshly initialised exported models."""
+import hashlib
+import os
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from data.io import read_image, write_png
+from pipeline.runner import RunConfig, run
+
+
+def _hashes(folder):
+    return {
+        p: hashlib.sha256(open(os.path.join(folder, p), "rb").read()).hexdigest()
+        for p in sorted(os.listdir(folder))
+        if os.path.isfile(os.path.join(folder, p))
+    }
+
+
+@pytest.fixture()
+def inputs(tmp_path, real_images, m51_fits):
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(m51_fits, d / "m51.fits.gz")
+    grey = read_image(real_images[0]).mean(axis=-1, keepdims=True)
+    write_png(str(d / "grey.png"), grey[:200, :150])  # not square, not 224
+    shutil.copy(real_images[1], d / "colour.png")  # colour input: luminance used
+    return d
+
+
+def _config(inputs, out, models, **kw):
+    return RunConfig(input=str(inputs), output=str(out), colorize_model=models["colorize"],
+                     srgan_model=models["srgan"], batch_size=2, progress=False, **kw)
+
+
+def test_faithful_outputs_are_896_rgb_and_inputs_unchanged(tmp_path, inputs, tiny_exports):
+    before = _hashes(inputs)
+    messages = []
+    result = run(_config(inputs, tmp_path / "out", tiny_exports, save_intermediate=True), log=messages.append)
+    assert not result.failed and len(result.written) == 3
+    for path in result.written:
+        img = read_image(path)
+        assert img.shape == (896, 896, 3)
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(
+        f"{n}_colour{s}.png" for n in ("colour", "grey", "m51") for s in ("_x4", "224")
+    )
+    assert read_image(str(tmp_path / "out" / "grey_colour224.png")).shape == (224, 224, 3)
+    assert _hashes(inputs) == before
+    assert any("UNTRAINED" in m for m in messages) and any("luminance" in m for m in messages)
+
+
+def test_bad_files_reported_and_others_done(tmp_path, inputs, tiny_exports):
+    (inputs / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    fits.PrimaryHDU(np.full((16, 16), np.nan, np.float32)).writeto(inputs / "nan.fits")
+    messages = []
+    result = run(_config(inputs, tmp_path / "out", tiny_exports), log=messages.append)
+    failed = dict(result.failed)
+    assert set(map(os.path.basename, failed)) == {"corrupt.png", "nan.fits"}
+    assert "no finite pixel" in failed[str(inputs / "nan.fits")]
+    assert len(result.written) == 3
+    assert sum(m.startswith("error:") for m in messages) == 2
+
+
+def test_skip_existing_and_never_overwrite_inputs(tmp_path, inputs, tiny_exports):
+    first = run(_config(inputs, tmp_path / "out", tiny_exports))
+    stamp = {p: os.stat(p).st_mtime_ns for p in first.written}
+    again = run(_config(inputs, tmp_path / "out", tiny_exports, skip_existing=True))
+    assert not again.written and len(again.skipped) == 3
+    assert {p: os.stat(p).st_mtime_ns for p in first.written} == stamp
+    # Output folder == input folder: outputs get new names, inputs stay as they were.
+    before = _hashes(inputs)
+    same = run(_config(inputs, inputs, tiny_exports))
+    assert len(same.written) == 3 and all(os.path.dirname(p) == str(inputs) for p in same.written)
+    assert {k: v for k, v in _hashes(inputs).items() if k in before} == before
+
+
+def test_cli_exit_status(tmp_path, inputs, tiny_exports, capsys):
+    from absl import flags
+
+    from pipeline.run import main
+
+    (inputs / "bad.jpg").write_text("not a jpeg")
+    flags.FLAGS([
+        "run", f"--input={inputs}", f"--output={tmp_path / 'o'}", f"--colorize_model={tiny_exports['colorize']}",
+        f"--srgan_model={tiny_exports['srgan']}",
+    ])
+    assert main([]) == 1
+    assert "bad.jpg" in capsys.readouterr().err
+    flags.FLAGS(["run", f"--input={tmp_path / 'missing'}", f"--colorize_model={tiny_exports['colorize']}",
+                 f"--srgan_model={tiny_exports['srgan']}"])
+    assert main([]) == 2
+    flags.FLAGS(["run", f"--input={inputs}", f"--colorize_model={tmp_path / 'none'}"])
+    assert main([]) == 2
+    assert "no such model folder" in capsys.readouterr().err
+
+
+def test_full_mode_fits_keeps_wcs_and_luminance(tmp_path, m51_fits, tiny_exports):
+    from pipeline.full import FullOptions
+
+    out = tmp_path / "full"
+    options = FullOptions(size=64, tile=96, tile_overlap=8, output_format="fits", report=True, residual_map=True)
+    result = run(RunConfig(input=m51_fits, output=str(out), colorize_model=tiny_exports["colorize"],
+                           srgan_model=tiny_exports["srgan"], mode="full", full=options, progress=False))
+    assert len(result.written) == 1 and result.written[0].endswith("_colour_x4.fits")
+    with fits.open(result.written[0]) as hdul:
+        head, data = hdul[0].header, hdul[0].data
+    assert data.shape == (3, 384 * 4, 384 * 4)
+    w_in, w_out = WCS(fits.getheader(m51_fits)), WCS(head, naxis=2)
+    pix = np.array([[5.0, 7.0], [200.0, 100.0]])
+    np.testing.assert_allclose(w_out.wcs_pix2world((pix + 0.5) * 4 - 0.5, 0), w_in.wcs_pix2world(pix, 0))
+    report = (out / "fidelity.csv").read_text().splitlines()
+    assert report[0] == "input,output,luminance_mae,flux_psnr_db" and len(report) == 2
+    assert float(report[1].split(",")[2]) < 1e-5  # colourisation keeps the luminance
+    assert (out / "m51_colour_x4_residual.png").is_file()
+
+
+def test_tiled_equals_untiled_on_512(tmp_path, real_images, tiny_exports):
+    """Feathered tiles of the real SR model agree with one whole-image pass (< 2/255)."""
+    from pipeline.models import load_model
+    from pipeline.tiling import upscale_tiled
+
+    sr = load_model(tiny_exports["srgan"], "srgan")
+    img = np.tile(read_image(real_images[2]), (2, 2, 1))  # 512 x 512
+    whole = np.clip(sr.run(img[None])[0], 0, 1)
+    tiled = upscale_tiled(img, lambda t: sr.run(t[None])[0], 4, tile=160, overlap=48)
+    assert np.abs(tiled - whole).max() < 2 / 255
