@@ -77,24 +77,23 @@ def test_skip_existing_and_never_overwrite_inputs(tmp_path, inputs, tiny_exports
     assert {k: v for k, v in _hashes(inputs).items() if k in before} == before
 
 
-def test_cli_exit_status(tmp_path, inputs, tiny_exports, capsys):
-    from absl import flags
+def test_cli_exit_status(tmp_path, inputs, tiny_exports):
+    import subprocess
+    import sys
 
-    from pipeline.run import main
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    models = [f"--colorize_model={tiny_exports['colorize']}", f"--srgan_model={tiny_exports['srgan']}"]
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pipeline.run", *args], cwd=root, capture_output=True, text=True)
 
     (inputs / "bad.jpg").write_text("not a jpeg")
-    flags.FLAGS([
-        "run", f"--input={inputs}", f"--output={tmp_path / 'o'}", f"--colorize_model={tiny_exports['colorize']}",
-        f"--srgan_model={tiny_exports['srgan']}",
-    ])
-    assert main([]) == 1
-    assert "bad.jpg" in capsys.readouterr().err
-    flags.FLAGS(["run", f"--input={tmp_path / 'missing'}", f"--colorize_model={tiny_exports['colorize']}",
-                 f"--srgan_model={tiny_exports['srgan']}"])
-    assert main([]) == 2
-    flags.FLAGS(["run", f"--input={inputs}", f"--colorize_model={tmp_path / 'none'}"])
-    assert main([]) == 2
-    assert "no such model folder" in capsys.readouterr().err
+    res = cli(f"--input={inputs}", f"--output={tmp_path / 'o'}", *models)
+    assert res.returncode == 1 and "bad.jpg" in res.stderr
+    assert len(os.listdir(tmp_path / "o")) == 3
+    assert cli(f"--input={tmp_path / 'missing'}", *models).returncode == 2
+    res = cli(f"--input={inputs}", f"--colorize_model={tmp_path / 'none'}", f"--output={tmp_path / 'o2'}")
+    assert res.returncode == 2 and "no such model folder" in res.stderr
 
 
 def test_full_mode_fits_keeps_wcs_and_luminance(tmp_path, m51_fits, tiny_exports):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data.io import read_image, write_png
-from data.prepare import PrepareConfig, assign_splits, main, prepare, split_counts
+from data.preparation import PrepareConfig, assign_splits, prepare, split_counts
 from data.tiles import tile_boxes, tile_starts
 
 
@@ -113,10 +113,15 @@ def test_prepare_rejects_bad_folders(tmp_path, src_dir):
         prepare(PrepareConfig(src=str(src_dir), out=str(src_dir / "tiles")))
 
 
-def test_cli_exit_status_reports_bad_sources(tmp_path, src_dir, capsys):
-    from absl import flags
+def test_cli_exit_status_reports_bad_sources(tmp_path, src_dir):
+    import subprocess
+    import sys
 
-    flags.FLAGS(["prepare", f"--src={src_dir}", f"--out={tmp_path / 'cli'}", "--min_policy=keep"])
-    assert main([]) == 1  # broken.png could not be read
-    err = capsys.readouterr().err
-    assert "broken.png" in err and "cannot decode" in err
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run(
+        [sys.executable, "-m", "data.prepare", f"--src={src_dir}", f"--out={tmp_path / 'cli'}", "--min_policy=keep"],
+        cwd=root, capture_output=True, text=True,
+    )
+    assert res.returncode == 1  # broken.png could not be read; the rest were prepared
+    assert "broken.png" in res.stderr and "cannot decode" in res.stderr
+    assert "11 sources" in res.stdout and os.path.isfile(tmp_path / "cli" / "manifest.json")
