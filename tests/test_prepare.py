@@ -124,4 +124,4 @@ def test_cli_exit_status_reports_bad_sources(tmp_path, src_dir):
     )
     assert res.returncode == 1  # broken.png could not be read; the rest were prepared
     assert "broken.png" in res.stderr and "cannot decode" in res.stderr
-    assert "11 sources" in res.stdout and os.path.isfile(tmp_path / "cli" / "manifest.json")
+    assert "12 sources (1 error, 11 ok)" in res.stdout and os.path.isfile(tmp_path / "cli" / "manifest.json")
