@@ -5,6 +5,7 @@ config and pass it (and a workdir) in.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -19,30 +20,45 @@ class NonFiniteLossError(FloatingPointError):
     """Raised when a training loss becomes NaN or infinite."""
 
 
-def atomic_write_bytes(path: str, payload: bytes) -> None:
-    """Writes `payload` to `path` so that readers never see a partial file.
+def _plain_file_mode() -> int:
+    """0666 less the umask: what a plain open() would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
-    The bytes go to a temporary file in the same directory, are flushed and
-    fsynced, then renamed over `path` (rename is atomic on POSIX).
+
+@contextlib.contextmanager
+def atomic_file(path: str):
+    """Opens a temporary file beside `path` for binary writing; renames it over `path` on success.
+
+    Readers never see a partial file: the data is flushed and fsynced, then the
+    temporary file is renamed (atomic on POSIX). On any error the temporary file
+    is removed and `path` is untouched.
+
+    Yields:
+        The open binary file object.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     try:
-        # mkstemp makes 0600 files; give the result the permissions a plain
-        # open() would have (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            yield f
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes 0600 files; give the result a plain file's permissions.
+        os.chmod(tmp, _plain_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str, payload: bytes) -> None:
+    """Writes `payload` to `path` so that readers never see a partial file (see `atomic_file`)."""
+    with atomic_file(path) as f:
+        f.write(payload)
 
 
 def config_to_dict(config: Any) -> dict:

@@ -11,12 +11,11 @@ and CDELT, or the CD matrix, is divided by s (a PC matrix is unchanged).
 """
 from __future__ import annotations
 
-import io
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
-from common.training import atomic_write_bytes
+from common.training import atomic_file
 from data.io import Stretch
 
 _CD_KEYS = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")
@@ -57,6 +56,70 @@ def scale_header(header, scale: float, history: Optional[list[str]] = None):
     return out
 
 
+def write_fits_stream(path: str, bands: Iterator[np.ndarray], header, transform=None) -> None:
+    """Writes row bands into a FITS cube `[3, H, W]` (header from `pipeline.fits_out`), atomically.
+
+    Bands come in display order (top first); FITS stores the bottom row first,
+    so each band is written, flipped, at its mirrored position in every plane.
+
+    Args:
+        header: complete header with NAXIS=3, NAXIS1=W, NAXIS2=H, NAXIS3=3, BITPIX=-32.
+        transform: optional function applied to each band first (e.g. the inverse stretch).
+    """
+    width, height = int(header["NAXIS1"]), int(header["NAXIS2"])
+    head_bytes = header.tostring().encode("ascii")
+    data_bytes = 3 * height * width * 4
+    pad = (-data_bytes) % 2880
+    with atomic_file(path) as f:
+        f.write(head_bytes)
+        start = f.tell()
+        f.truncate(start + data_bytes + pad)
+        row = 0
+        for band in bands:
+            if transform is not None:
+                band = transform(band)
+            fits_row = height - row - band.shape[0]
+            flipped = band[::-1].astype(">f4")
+            for c in range(3):
+                f.seek(start + ((c * height) + fits_row) * width * 4)
+                f.write(np.ascontiguousarray(flipped[..., c]).tobytes())
+            row += band.shape[0]
+        if row != height:
+            raise RuntimeError(f"wrote {row} rows of {height}")
+
+
+def fits_header_for(header, height: int, width: int, scale: int, stretch, linear: bool, history: list[str]):
+    """The output cube's full header: input metadata, rescaled WCS, our keywords."""
+    from astropy.io import fits
+
+    base = scale_header(header, scale, history) if header is not None else fits.Header()
+    out = fits.Header()
+    out["SIMPLE"] = True
+    out["BITPIX"] = -32
+    out["NAXIS"] = 3
+    out["NAXIS1"] = width
+    out["NAXIS2"] = height
+    out["NAXIS3"] = 3
+    skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "END"}
+    for card in base.cards:
+        if card.keyword not in skip and not card.keyword.startswith("NAXIS"):
+            out.append(card)
+    if header is None:
+        for line in history:
+            out.add_history(line)
+    out["WCSAXES"] = 2
+    for i, name in enumerate("RGB", start=1):
+        out[f"PLANE{i}"] = (name, f"cube plane {i} holds the {name} channel")
+    if stretch is not None:
+        out["STRETCH"] = (stretch.name, "stretch applied to the input")
+        out["STRINTV"] = (stretch.interval, "interval of that stretch")
+        out["STRVMIN"] = (stretch.vmin, "raw value mapped to 0")
+        out["STRVMAX"] = (stretch.vmax, "raw value mapped to 1")
+        out["STRA"] = (stretch.a, "stretch parameter a")
+    out["DATAUNIT"] = ("linear" if linear else "stretched", "linear=input units, stretched=[0,1]")
+    return out
+
+
 def write_fits(
     path: str,
     rgb: np.ndarray,
@@ -67,7 +130,7 @@ def write_fits(
     flipped: bool = True,
     history: Optional[list[str]] = None,
 ) -> None:
-    """Writes an RGB result as a float32 FITS cube `[3, H, W]`, atomically.
+    """Writes an RGB result held in memory as a float32 FITS cube `[3, H, W]`, atomically.
 
     Args:
         path: output `.fits` path.
@@ -77,34 +140,13 @@ def write_fits(
         stretch: the stretch applied on reading; needed for `linear`.
         linear: write the input's physical units (each channel through the
             inverse stretch) instead of [0, 1] display values.
-        flipped: rows were flipped from FITS order on reading; flip them back.
+        flipped: rows are in display order (flipped from FITS order on reading).
         history: HISTORY lines saying what was done.
     """
-    from astropy.io import fits
-
     data = np.asarray(rgb, np.float32)
-    if flipped:
+    if linear and stretch is None:
+        raise ValueError("linear output needs the input's stretch (FITS input)")
+    if not flipped:
         data = data[::-1]
-    if linear:
-        if stretch is None:
-            raise ValueError("linear output needs the input's stretch (FITS input)")
-        data = stretch.invert(data)
-    cube = np.ascontiguousarray(np.moveaxis(data, -1, 0).astype(np.float32))
-    head = scale_header(header, scale, history) if header is not None else fits.Header(
-        [("HISTORY", h) for h in history or []]
-    )
-    hdu = fits.PrimaryHDU(cube, header=head)
-    hdu.header["WCSAXES"] = 2
-    for i, name in enumerate("RGB", start=1):
-        hdu.header[f"PLANE{i}"] = (name, f"cube plane {i} holds the {name} channel")
-    hdu.header["BUNIT"] = (header.get("BUNIT", "") if (linear and header is not None) else "display")
-    if stretch is not None:
-        hdu.header["STRETCH"] = (stretch.name, "stretch applied to the input")
-        hdu.header["STRINTV"] = (stretch.interval, "interval of that stretch")
-        hdu.header["STRVMIN"] = (stretch.vmin, "raw value mapped to 0")
-        hdu.header["STRVMAX"] = (stretch.vmax, "raw value mapped to 1")
-        hdu.header["STRA"] = (stretch.a, "stretch parameter a")
-    hdu.header["DATAUNIT"] = ("linear" if linear else "stretched", "linear=input units, stretched=[0,1]")
-    buf = io.BytesIO()
-    hdu.writeto(buf, output_verify="silentfix")
-    atomic_write_bytes(path, buf.getvalue())
+    head = fits_header_for(header, data.shape[0], data.shape[1], scale, stretch, linear, history or [])
+    write_fits_stream(path, iter([data]), head, transform=stretch.invert if linear else None)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from typing import Callable, Iterator, Optional
 
 import numpy as np
 from scipy import ndimage
 
-from common.training import atomic_write_bytes
+from common.training import atomic_file, atomic_write_bytes
 from data.colour import U_SCALE, UV_OFFSET, V_SCALE, WB, WG, WR, compose_rgb
 from data.normalize import to_uint8, to_uint16
+from pipeline.fits_out import fits_header_for, write_fits_stream
 from pipeline.tiling import iter_upscaled_bands
 
 
@@ -121,117 +121,19 @@ def stream_bands(
         yield rows
 
 
-def _temp_beside(path: str):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    return os.fdopen(fd, "wb"), tmp
-
-
-def _commit(f, tmp: str, path: str) -> None:
-    f.flush()
-    os.fsync(f.fileno())
-    f.close()
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def write_png_stream(path: str, bands: Iterator[np.ndarray], height: int, width: int, bits: int = 8) -> None:
     """Writes row bands as one PNG without holding the image, atomically."""
     import png
 
-    f, tmp = _temp_beside(path)
-    try:
-        quant = to_uint8 if bits == 8 else to_uint16
+    quant = to_uint8 if bits == 8 else to_uint16
 
-        def rows():
-            for band in bands:
-                q = quant(band)
-                for row in q.reshape(q.shape[0], -1):
-                    yield row
-
-        png.Writer(width=width, height=height, bitdepth=bits, greyscale=False, compression=6).write(f, rows())
-        _commit(f, tmp, path)
-    except BaseException:
-        f.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_fits_stream(path: str, bands: Iterator[np.ndarray], header, transform=None) -> None:
-    """Writes row bands into a FITS cube `[3, H, W]` (header from `pipeline.fits_out`), atomically.
-
-    Bands come in display order (top first); FITS stores the bottom row first,
-    so each band is written, flipped, at its mirrored position in every plane.
-
-    Args:
-        header: complete header with NAXIS=3, NAXIS1=W, NAXIS2=H, NAXIS3=3, BITPIX=-32.
-        transform: optional function applied to each band first (e.g. the inverse stretch).
-    """
-    width, height = int(header["NAXIS1"]), int(header["NAXIS2"])
-    head_bytes = header.tostring().encode("ascii")
-    data_bytes = 3 * height * width * 4
-    pad = (-data_bytes) % 2880
-    f, tmp = _temp_beside(path)
-    try:
-        f.write(head_bytes)
-        start = f.tell()
-        f.truncate(start + data_bytes + pad)
-        row = 0
+    def rows():
         for band in bands:
-            if transform is not None:
-                band = transform(band)
-            fits_row = height - row - band.shape[0]
-            flipped = band[::-1].astype(">f4")
-            for c in range(3):
-                f.seek(start + ((c * height) + fits_row) * width * 4)
-                f.write(np.ascontiguousarray(flipped[..., c]).tobytes())
-            row += band.shape[0]
-        if row != height:
-            raise RuntimeError(f"wrote {row} rows of {height}")
-        _commit(f, tmp, path)
-    except BaseException:
-        f.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+            q = quant(band)
+            yield from q.reshape(q.shape[0], -1)
 
-
-def fits_header_for(header, height: int, width: int, scale: int, stretch, linear: bool, history: list[str]):
-    """The output cube's full header: input metadata, rescaled WCS, our keywords."""
-    from astropy.io import fits
-
-    from pipeline.fits_out import scale_header
-
-    base = scale_header(header, scale, history) if header is not None else fits.Header()
-    out = fits.Header()
-    out["SIMPLE"] = True
-    out["BITPIX"] = -32
-    out["NAXIS"] = 3
-    out["NAXIS1"] = width
-    out["NAXIS2"] = height
-    out["NAXIS3"] = 3
-    skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "END"}
-    for card in base.cards:
-        if card.keyword not in skip and not card.keyword.startswith("NAXIS"):
-            out.append(card)
-    if header is None:
-        for line in history:
-            out.add_history(line)
-    out["WCSAXES"] = 2
-    for i, name in enumerate("RGB", start=1):
-        out[f"PLANE{i}"] = (name, f"cube plane {i} holds the {name} channel")
-    if stretch is not None:
-        out["STRETCH"] = (stretch.name, "stretch applied to the input")
-        out["STRINTV"] = (stretch.interval, "interval of that stretch")
-        out["STRVMIN"] = (stretch.vmin, "raw value mapped to 0")
-        out["STRVMAX"] = (stretch.vmax, "raw value mapped to 1")
-        out["STRA"] = (stretch.a, "stretch parameter a")
-    out["DATAUNIT"] = ("linear" if linear else "stretched", "linear=input units, stretched=[0,1]")
-    return out
+    with atomic_file(path) as f:
+        png.Writer(width=width, height=height, bitdepth=bits, greyscale=False, compression=6).write(f, rows())
 
 
 def write_residual_png(path: str, residual: np.ndarray) -> None:

@@ -61,39 +61,14 @@ def _write_keras(model, meta: dict, output_dir: str, overwrite: bool) -> str:
     beside `output_dir` and renamed into place, so a crash never leaves half a
     model behind.
     """
-    import json
     import os
-    import shutil
-    import tempfile
 
-    from common.export import check_output_dir
-    from common.training import atomic_write_bytes
+    from common.export import atomic_folder, write_config_json
 
-    output_dir = os.path.abspath(output_dir)
-    check_output_dir(output_dir, overwrite)
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-import-tl-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
+    with atomic_folder(output_dir, overwrite) as tmp:
         model.save(os.path.join(tmp, "generator.keras"))
-        meta = dict(meta, keras_file="generator.keras")
-        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-        atomic_write_bytes(os.path.join(tmp, "config.json"), text.encode("utf-8"))
-        old = None
-        if os.path.exists(output_dir):
-            old = tempfile.mkdtemp(prefix=".old-import-tl-", dir=parent)
-            os.rmdir(old)
-            os.replace(output_dir, old)
-        os.replace(tmp, output_dir)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return output_dir
+        write_config_json(tmp, dict(meta, keras_file="generator.keras"))
+    return os.path.abspath(output_dir)
 
 
 def main(argv):
