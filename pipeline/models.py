@@ -88,13 +88,16 @@ def load_model(path: str, kind: str) -> LoadedModel:
             f"{path}: no such model folder. Train and export one (python -m {kind}.export) "
             f"or point --{kind}_model at an exported SavedModel."
         )
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ModelLoadError(f"{path}: not a TensorFlow SavedModel (no saved_model.pb)")
     config = {}
     cfg_path = os.path.join(path, "config.json")
     if os.path.isfile(cfg_path):
         with open(cfg_path, encoding="utf-8") as f:
             config = json.load(f)
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        keras_files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
+        if kind == "srgan" and keras_files:
+            return _load_keras_generator(path, os.path.join(path, keras_files[0]), config)
+        raise ModelLoadError(f"{path}: not a TensorFlow SavedModel (no saved_model.pb)")
     try:
         with tf.device(device_name()):
             module = tf.saved_model.load(path)
@@ -107,6 +110,27 @@ def load_model(path: str, kind: str) -> LoadedModel:
     if output_key not in outputs:
         raise ModelLoadError(f"{path}: expected a {kind} model with output {output_key!r}, found {sorted(outputs)}")
     return LoadedModel(path=path, config=config, fn=fn, output_key=output_key, input_key=input_key, _module=module)
+
+
+def _load_keras_generator(path: str, keras_file: str, config: dict) -> LoadedModel:
+    """A `.keras` SR generator (e.g. from `srgan.import_tl --format keras`), loaded with `safe_mode=True`.
+
+    Safe mode refuses Python lambdas stored in the file, so loading runs only
+    the layers this project registers.
+    """
+    import keras
+
+    import srgan.model_tl  # noqa: F401  (registers the custom layers the file names)
+
+    try:
+        model = keras.saving.load_model(keras_file, safe_mode=True, compile=False)
+    except Exception as e:
+        raise ModelLoadError(f"{keras_file}: cannot load Keras model ({type(e).__name__}: {e})") from e
+
+    def fn(lr):
+        return {"sr": tf.clip_by_value(tf.cast(model(lr, training=False), tf.float32), 0.0, 1.0)}
+
+    return LoadedModel(path=path, config=config, fn=fn, output_key="sr", input_key="lr", _module=model)
 
 
 def model_scale(model: LoadedModel, default: int = 4) -> int:

@@ -184,6 +184,13 @@ def test_cli_keras_format(tl_run):
     model = keras.saving.load_model(os.path.join(out_dir, "generator.keras"))
     out = model((tl_run["x"] + 1.0) / 2.0, training=False)
     assert np.max(np.abs(keras.ops.convert_to_numpy(out) - (tl_run["y"] + 1.0) / 2.0)) < TOL
+    # The pipeline takes the folder as --srgan_model, loading the .keras file in safe mode.
+    from pipeline.models import load_model, model_scale
+
+    loaded = load_model(out_dir, "srgan")
+    assert model_scale(loaded) == 4
+    sr = loaded.run((tl_run["x"] + 1.0) / 2.0)
+    assert np.max(np.abs(sr - np.clip((tl_run["y"] + 1.0) / 2.0, 0, 1))) < TOL
 
 
 # ---- files that are not TL generators (no TensorLayer needed) ----
