@@ -76,13 +76,14 @@ def write_fits_stream(path: str, bands: Iterator[np.ndarray], header, transform=
         f.truncate(start + data_bytes + pad)
         row = 0
         for band in bands:
-            if transform is not None:
-                band = transform(band)
             fits_row = height - row - band.shape[0]
-            flipped = band[::-1].astype(">f4")
             for c in range(3):
+                # One channel at a time, flipped to FITS row order: small temporaries.
+                plane = band[::-1, :, c]
+                if transform is not None:
+                    plane = transform(plane)
                 f.seek(start + ((c * height) + fits_row) * width * 4)
-                f.write(np.ascontiguousarray(flipped[..., c]).tobytes())
+                f.write(np.ascontiguousarray(plane, dtype=">f4").tobytes())
             row += band.shape[0]
         if row != height:
             raise RuntimeError(f"wrote {row} rows of {height}")

@@ -129,8 +129,10 @@ def write_png_stream(path: str, bands: Iterator[np.ndarray], height: int, width:
 
     def rows():
         for band in bands:
-            q = quant(band)
-            yield from q.reshape(q.shape[0], -1)
+            # Quantise a few rows at a time: temporaries stay small for wide frames.
+            for start in range(0, band.shape[0], 32):
+                q = quant(band[start : start + 32])
+                yield from q.reshape(q.shape[0], -1)
 
     with atomic_file(path) as f:
         png.Writer(width=width, height=height, bitdepth=bits, greyscale=False, compression=6).write(f, rows())

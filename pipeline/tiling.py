@@ -112,8 +112,16 @@ def iter_upscaled_bands(
             if progress:
                 progress(done, len(boxes))
         final = (next_top - top) * scale
-        yield top, next_top, np.clip(acc[:final] / np.maximum(wsum[:final], 1e-12), 0.0, 1.0)
-        carry_acc, carry_w = acc[final:], wsum[final:]
+        # Keep only the overlap rows for the next band, then normalise the
+        # finished rows in place: one band buffer alive at a time, no copies.
+        carry_acc, carry_w = acc[final:].copy(), wsum[final:].copy()
+        done_rows, weights = acc[:final], wsum[:final]
+        np.maximum(weights, 1e-12, out=weights)
+        np.divide(done_rows, weights, out=done_rows)
+        np.clip(done_rows, 0.0, 1.0, out=done_rows)
+        del wsum, weights
+        yield top, next_top, done_rows
+        del acc, done_rows
 
 
 def upscale_tiled(
