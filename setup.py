@@ -29,6 +29,7 @@ setup(
     install_requires=[
         "numpy>=1.26,<3",
         "pypng>=0.20220715",
+        "tifffile>=2023.7",
         "scipy>=1.11,<2",
         "imageio>=2.31,<3",
         "pillow>=10",
