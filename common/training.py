@@ -41,8 +41,10 @@ def atomic_file(path: str):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
+        # Opened by name so the file object's .name is a path (some writers need it).
+        with open(tmp, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -138,6 +138,21 @@ def write_png_stream(path: str, bands: Iterator[np.ndarray], height: int, width:
         png.Writer(width=width, height=height, bitdepth=bits, greyscale=False, compression=6).write(f, rows())
 
 
+def write_tiff16_stream(path: str, bands: Iterator[np.ndarray], height: int, width: int) -> None:
+    """Writes row bands as one 16-bit RGB TIFF without holding the image, atomically."""
+    import tifffile
+
+    def rows():
+        for band in bands:
+            for start in range(0, band.shape[0], 32):
+                yield from to_uint16(band[start : start + 32])[:, None]
+
+    with atomic_file(path) as f:
+        # One row per strip: bands have varying heights, rows do not.
+        tifffile.imwrite(f, data=rows(), shape=(height, width, 3), dtype="uint16", photometric="rgb",
+                         rowsperstrip=1)
+
+
 def write_residual_png(path: str, residual: np.ndarray) -> None:
     """The flux residual map, scaled so its 99.9th percentile is white."""
     from data.io import encode_png
@@ -153,7 +168,7 @@ class FullOptions:
     size: int = 224
     tile: int = 256
     tile_overlap: int = 64
-    output_format: str = "png"  # png | png16 | fits
+    output_format: str = "png"  # png | png16 | tiff16 | fits
     linear_output: bool = False
     report: bool = False
     residual_map: bool = False
@@ -163,7 +178,7 @@ class FullOptions:
 
 
 def output_extension(options: FullOptions) -> str:
-    return ".fits" if options.output_format == "fits" else ".png"
+    return {"fits": ".fits", "tiff16": ".tif"}.get(options.output_format, ".png")
 
 
 def process_full(path: str, output: str, colorizer, upscaler, scale: int, options: FullOptions,
@@ -210,6 +225,8 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
         ]
         head = fits_header_for(header, h * scale, w * scale, scale, stretch, options.linear_output, history)
         write_fits_stream(output, bands, head, transform=stretch.invert if options.linear_output else None)
+    elif options.output_format == "tiff16":
+        write_tiff16_stream(output, bands, h * scale, w * scale)
     else:
         write_png_stream(output, bands, h * scale, w * scale, bits=16 if options.output_format == "png16" else 8)
     fidelity = None

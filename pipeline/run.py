@@ -32,9 +32,9 @@ flags.DEFINE_enum("mode", "faithful", ["faithful", "full"],
                   "predicted at --size and put on the full-resolution luminance, then x4 in tiles.")
 flags.DEFINE_integer("tile", 256, "full mode: SR tile side in input px (memory is bounded by the tile).")
 flags.DEFINE_integer("tile_overlap", 64, "full mode: least overlap between tiles in input px: its outer quarter is dropped, its middle half feather-blended.")
-flags.DEFINE_enum("output_format", "png", ["png", "png16", "fits"],
-                  "full mode: 8-bit PNG, 16-bit PNG, or a float32 FITS cube [3,H,W] with the input header and "
-                  "the WCS rescaled.")
+flags.DEFINE_enum("output_format", "png", ["png", "png16", "tiff16", "fits"],
+                  "full mode: 8-bit PNG, 16-bit PNG, 16-bit TIFF, or a float32 FITS cube [3,H,W] with the input "
+                  "header and the WCS rescaled.")
 flags.DEFINE_boolean("linear_output", False, "full mode, FITS in and out: write the input's linear units "
                      "(the recorded stretch undone) instead of [0,1] display values.")
 flags.DEFINE_boolean("report", False, "full mode: write fidelity.csv (luminance kept, flux consistency).")

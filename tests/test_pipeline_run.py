@@ -116,6 +116,24 @@ def test_full_mode_fits_keeps_wcs_and_luminance(tmp_path, m51_fits, tiny_exports
     assert (out / "m51_colour_x4_residual.png").is_file()
 
 
+def test_full_mode_raster_formats_agree(tmp_path, real_images, tiny_exports):
+    from pipeline.full import FullOptions
+
+    src = tmp_path / "grey.png"
+    write_png(str(src), read_image(real_images[3]).mean(axis=-1, keepdims=True)[:100, :72])
+    images = {}
+    for fmt, ext in (("png", ".png"), ("png16", ".png"), ("tiff16", ".tif")):
+        options = FullOptions(size=64, tile=64, tile_overlap=16, output_format=fmt)
+        result = run(RunConfig(input=str(src), output=str(tmp_path / fmt), colorize_model=tiny_exports["colorize"],
+                               srgan_model=tiny_exports["srgan"], mode="full", full=options, progress=False))
+        assert result.written == [str(tmp_path / fmt / f"grey_colour_x4{ext}")], result.failed
+        images[fmt] = read_image(result.written[0])
+        assert images[fmt].shape == (400, 288, 3)
+    # The 16-bit outputs hold the same picture; the 8-bit one is it rounded to 8 bits.
+    np.testing.assert_allclose(images["png16"], images["tiff16"], atol=1e-6)
+    assert np.abs(images["png"] - images["png16"]).max() <= 0.5 / 255 + 1e-6
+
+
 def test_tiled_equals_untiled_on_512(tmp_path, real_images, tiny_exports):
     """Feathered tiles of the real SR model agree with one whole-image pass (< 2/255)."""
     from pipeline.models import load_model
