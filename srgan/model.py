@@ -37,12 +37,12 @@ class ICNR(keras.initializers.Initializer):
     Aitken et al. (2017), "Checkerboard artifact free sub-pixel convolution":
     the r*r sub-kernels that `depth_to_space` interleaves start equal, so the
     untrained upsampler has no checkerboard pattern (a known tensorlayer/srgan
-    complaint). Channel order matches `depth_to_space` (sub-position major).
+    complaint). Channel order matches `depth_to_space` (sub-position major):
+    one He-normal kernel for `cout / scale**2` channels, tiled `scale**2` times.
     """
 
-    def __init__(self, scale: int = 2, stddev: float = 0.02, seed: Optional[int] = None) -> None:
+    def __init__(self, scale: int = 2, seed: Optional[int] = None) -> None:
         self.scale = scale
-        self.stddev = stddev
         self.seed = seed
 
     def __call__(self, shape, dtype=None):
@@ -52,7 +52,7 @@ class ICNR(keras.initializers.Initializer):
         return ops.tile(base, (1, 1, 1, self.scale**2))
 
     def get_config(self) -> dict:
-        return {"scale": self.scale, "stddev": self.stddev, "seed": self.seed}
+        return {"scale": self.scale, "seed": self.seed}
 
 
 def _conv(filters: int, kernel: int, name: str, **kw) -> layers.Conv2D:
@@ -140,31 +140,69 @@ def build_discriminator(hr_size: int = 96, name: str = "discriminator") -> keras
     return keras.Model(img, logits, name=name)
 
 
+def _variance_preserving_init(vgg: keras.Model) -> None:
+    """Re-draws a random VGG's kernels He-normal (seeded by the Keras global seed).
+
+    Keras' default Glorot init halves the signal's second moment at every
+    ReLU, so random conv5_4 features would be ~2^-8 of the input's scale and
+    a content loss on them would all but vanish; He init keeps the scale
+    through the 16 conv+ReLU layers. The first layer is also divided by 255,
+    undoing the Caffe preprocessing's 0-255 range, so random features are of
+    the order of [0, 1] pixels and the content loss stays comparable to the
+    pixel MSE (and its gradients within float16's range).
+    """
+    first = True
+    for layer in vgg.layers:
+        if isinstance(layer, layers.Conv2D):
+            kernel = keras.initializers.HeNormal()(tuple(layer.kernel.shape))
+            layer.kernel.assign(kernel / 255.0 if first else kernel)
+            first = False
+
+
 def build_vgg_features(layer: str = "conv5_4", weights: Optional[str] = "imagenet") -> keras.Model:
     """Frozen VGG19 features for the content loss.
 
     Args:
         layer: `conv5_4` (SRGAN paper: VGG54, after its ReLU), `pool4`
             (tensorlayer/srgan's choice) or `conv2_2` (SRGAN's VGG22).
-        weights: `imagenet` (Keras download, needs internet), `none`/None
-            (random: a weaker but still defined perceptual loss), or an `.h5` path.
+        weights: `imagenet` (Keras download, needs internet or the file in
+            the Keras cache), `none`/None (random He-normal kernels: a weaker
+            but still defined perceptual loss), or the path of a VGG19 no-top weights file
+            (Keras' `.h5` download or a `.weights.h5`).
 
     Returns:
-        A non-trainable model `[B, H, W, 3]` in [0, 1] -> features `[B, h, w, C]`.
+        A non-trainable model `[B, H, W, 3]` in [0, 1] -> features `[B, h, w, C]`
+        (conv5_4: h = H/16, C = 512, after its ReLU; pool4: H/16 too, C = 512;
+        conv2_2: H/2, C = 128).
+
+    Raises:
+        ValueError: unknown layer, ImageNet weights unavailable, or a file
+            that is not VGG19 weights.
+        FileNotFoundError: a weights path that does not exist.
     """
     if layer not in VGG_LAYERS:
         raise ValueError(f"unknown VGG layer {layer!r}; choose from {sorted(VGG_LAYERS)}")
     if weights in (None, "none"):
-        source = None
+        vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+        _variance_preserving_init(vgg)
     elif weights == "imagenet":
-        source = "imagenet"
+        try:
+            vgg = keras.applications.VGG19(include_top=False, weights="imagenet", input_shape=(None, None, 3))
+        except Exception as e:  # Keras raises a bare Exception for a failed download.
+            raise ValueError(
+                f"could not load the ImageNet VGG19 weights ({e}). Offline, put "
+                "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/ or pass its path "
+                "as the weights (--vgg_weights PATH), or use 'none' (random VGG features)"
+            ) from e
     else:
-        if not os.path.isfile(weights):
-            raise FileNotFoundError(f"VGG19 weights file not found: {weights}")
-        source = None
-    vgg = keras.applications.VGG19(include_top=False, weights=source, input_shape=(None, None, 3))
-    if source is None and weights not in (None, "none"):
-        vgg.load_weights(weights)
+        path = str(weights)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"VGG19 weights file not found: {path}")
+        vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+        try:
+            vgg.load_weights(path)
+        except Exception as e:  # h5py/Keras raise assorted types for a wrong file.
+            raise ValueError(f"{path}: not VGG19 (include_top=False) weights: {e}") from e
     feats = keras.Model(vgg.input, vgg.get_layer(VGG_LAYERS[layer]).output, name=f"vgg19_{layer}")
     feats.trainable = False
     img = keras.Input((None, None, 3), name="image")
@@ -173,4 +211,5 @@ def build_vgg_features(layer: str = "conv5_4", weights: Optional[str] = "imagene
 
 
 def count_params(model: keras.Model) -> int:
+    """All weights of `model` (trainable or not)."""
     return int(sum(np.prod(v.shape) for v in model.weights))

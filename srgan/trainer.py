@@ -4,17 +4,24 @@ Two phases over one global step counter (paper sec. 4.2 / 5.1, after
 tensorlayer/srgan's "init" epochs):
 
 1. steps [0, init_steps): the generator alone on pixel MSE (SRResNet). At the
-   end of phase 1 its weights are exported to `workdir/export_mse`.
+   end of phase 1 its weights are kept in `workdir/ckpt_mse/` and exported to
+   `workdir/export_mse` (the PSNR-oriented model).
 2. steps [init_steps, steps): adversarial training, D then G each step (k=1);
    G minimises content (VGG19 features) + 1e-3 x adversarial (+ pixel MSE
-   weight); the learning rate drops x0.1 every `decay_every` phase-2 steps.
+   weight); the learning rate drops x`decay_factor` every `decay_every`
+   phase-2 steps.
 
 Everything needed to continue (both networks, the three optimisers, the step)
-is in `workdir/ckpt/`; a restart resumes at the saved step, in the right phase,
-and never redoes phase 1 (a known tensorlayer/srgan complaint).
+is in `workdir/ckpt/`; a restart resumes at the saved step, in the phase that
+step implies, and never redoes phase 1 (a known tensorlayer/srgan complaint).
+
+Workdir layout: `config.json`, `ckpt/`, `ckpt_mse/`, `history.jsonl` (one JSON
+line per logged step and per dev evaluation), `samples/step_*.png`
+(bicubic | SR | HR), `tb/` (TensorBoard), `export_mse/`, `export/`.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -26,15 +33,24 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from common.training import TrainState, check_finite, save_config, set_seed
-from srgan import losses
-from srgan.model import build_discriminator, build_generator, build_vgg_features
+from common.training import TrainState, check_finite, load_config, save_config, set_seed
+from srgan.model import ARCHS, VGG_LAYERS, build_generator
 from srgan.saved_model import export_saved_model
+from srgan.steps import SRGANModels
+
+#: Settings a checkpoint's variables depend on: a resumed run must keep them.
+MODEL_FIELDS = ("num_blocks", "filters", "scale", "arch", "hr_size", "mixed_precision")
+#: Per-step loss records kept in memory for `TrainResult` (history.jsonl has the logged ones).
+HISTORY_KEEP = 10_000
+PHASES = ("latest", "mse", "gan")
 
 
 @dataclasses.dataclass(frozen=True)
 class SRGANConfig:
-    """Resolved settings of one training run (saved as `workdir/config.json`)."""
+    """Resolved settings of one training run (saved as `workdir/config.json`).
+
+    Defaults are the paper's (sec. 4.2, 5.1; see `srgan.train` for each source).
+    """
 
     data_dir: str
     num_blocks: int = 16
@@ -66,6 +82,9 @@ class SRGANConfig:
 
 @dataclasses.dataclass
 class TrainResult:
+    """What one `train` call did: the final step, the last (up to
+    `HISTORY_KEEP`) per-step loss records of this call, the last dev metrics."""
+
     step: int
     history: list
     dev: dict
@@ -73,14 +92,26 @@ class TrainResult:
 
 def validate(config: SRGANConfig) -> None:
     """Raises ValueError for settings that cannot work, with the reason."""
+    if config.arch not in ARCHS:
+        raise ValueError(f"unknown arch {config.arch!r}; choose from {ARCHS}")
+    if config.vgg_layer not in VGG_LAYERS:
+        raise ValueError(f"unknown vgg_layer {config.vgg_layer!r}; choose from {sorted(VGG_LAYERS)}")
+    if config.scale < 2 or config.scale & (config.scale - 1):
+        raise ValueError(f"scale must be a power of 2 (2, 4, 8, ...), got {config.scale}")
     if config.hr_size % config.scale:
         raise ValueError(f"hr_size {config.hr_size} must be a multiple of scale {config.scale}")
     if not 0 <= config.init_steps <= config.steps:
         raise ValueError(f"need 0 <= init_steps ({config.init_steps}) <= steps ({config.steps})")
-    if config.decay_every <= 0:
-        raise ValueError("decay_every must be positive")
+    for name in ("batch_size", "decay_every", "eval_every", "sample_every", "checkpoint_every", "log_every"):
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
     if config.mixed_precision not in ("none", "mixed_float16", "mixed_bfloat16"):
         raise ValueError(f"unknown mixed_precision {config.mixed_precision!r}")
+
+
+def phase_of(config: SRGANConfig, step: int) -> int:
+    """The phase (1: MSE, 2: GAN) that the update taking the run from `step` to `step + 1` belongs to."""
+    return 1 if step < config.init_steps else 2
 
 
 def learning_rate_at(config: SRGANConfig, step: int) -> float:
@@ -90,71 +121,24 @@ def learning_rate_at(config: SRGANConfig, step: int) -> float:
     return config.learning_rate * config.decay_factor ** ((step - config.init_steps) // config.decay_every)
 
 
-class _Models:
-    """Networks, optimisers and compiled steps of one run."""
-
-    def __init__(self, config: SRGANConfig) -> None:
-        self.config = config
-        self.generator = build_generator(config.num_blocks, config.filters, config.scale, config.arch)
-        self.discriminator = build_discriminator(config.hr_size)
-        weights = None if config.vgg_weights == "none" else config.vgg_weights
-        self.vgg = build_vgg_features(config.vgg_layer, weights)
-
-        def adam():
-            opt = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
-            if config.mixed_precision == "mixed_float16":
-                opt = keras.optimizers.LossScaleOptimizer(opt)
-            return opt
-
-        self.g_init_opt, self.g_opt, self.d_opt = adam(), adam(), adam()
-        self.g_init_opt.build(self.generator.trainable_variables)
-        self.g_opt.build(self.generator.trainable_variables)
-        self.d_opt.build(self.discriminator.trainable_variables)
-        jit = config.jit_compile
-        self.mse_step = tf.function(self._mse_step, jit_compile=jit)
-        self.gan_step = tf.function(self._gan_step, jit_compile=jit)
-
-    @staticmethod
-    def _apply(opt, tape, loss, variables):
-        scaled = opt.scale_loss(loss) if hasattr(opt, "scale_loss") else loss
-        opt.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-
-    def _mse_step(self, lr, hr):
-        with tf.GradientTape() as tape:
-            sr = self.generator(lr, training=True)
-            loss = losses.pixel_mse(hr, sr)
-        self._apply(self.g_init_opt, tape, loss, self.generator.trainable_variables)
-        return {"mse": loss}
-
-    def _gan_step(self, lr, hr):
-        c = self.config
-        g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
-        sr = self.generator(lr, training=True)
-        with tf.GradientTape() as d_tape:
-            d_loss = losses.discriminator_loss(
-                self.discriminator(hr, training=True), self.discriminator(sr, training=True)
-            )
-        self._apply(self.d_opt, d_tape, d_loss, d_vars)
-        with tf.GradientTape() as g_tape:
-            sr = self.generator(lr, training=True)
-            parts = losses.generator_loss(
-                hr, sr, self.discriminator(sr, training=True), self.vgg,
-                adversarial_weight=c.adversarial_weight, content_weight=c.content_weight, pixel_weight=c.pixel_weight,
-            )
-        self._apply(self.g_opt, g_tape, parts["total"], g_vars)
-        return {"d": d_loss, "g": parts["total"], "content": parts["content"], "adversarial": parts["adversarial"],
-                "mse": parts["pixel"]}
-
-    def set_learning_rate(self, value: float) -> None:
-        # Restoring a checkpoint also restores the learning-rate variables;
-        # set them from the schedule every step so flags and decay win.
-        for opt in (self.g_init_opt, self.g_opt, self.d_opt):
-            inner = getattr(opt, "inner_optimizer", opt)
-            inner.learning_rate.assign(value)
+def _check_resumable(config: SRGANConfig, workdir: str) -> None:
+    """Refuses to resume a checkpoint with settings its variables do not fit."""
+    path = os.path.join(workdir, "config.json")
+    if not (os.path.isfile(path) and tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))):
+        return
+    saved = load_config(path)
+    diff = [f"{k}: {saved.get(k)!r} -> {getattr(config, k)!r}" for k in MODEL_FIELDS
+            if k in saved and saved[k] != getattr(config, k)]
+    if diff:
+        raise ValueError(f"{workdir} holds a run whose checkpoint needs other settings ({'; '.join(diff)}); "
+                         "resume with the saved settings or use another workdir")
 
 
 def evaluate_dev(generator: keras.Model, dataset) -> dict:
-    """Dev PSNR/SSIM (dB, [0, 1] scale) of the generator and of bicubic, per-image means."""
+    """Dev PSNR/SSIM ([0, 1] scale, dB) of the generator and PSNR of bicubic, per-image means.
+
+    Batch norm in inference mode (paper 5.1); SR clipped to [0, 1] like the export.
+    """
     from pipeline.metrics import psnr, ssim
 
     sums = {"psnr": 0.0, "ssim": 0.0, "psnr_bicubic": 0.0}
@@ -170,31 +154,35 @@ def evaluate_dev(generator: keras.Model, dataset) -> dict:
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
-def _write_sample(path: str, generator, lr, hr) -> None:
-    from data.io import write_png
-
+def _sample_strip(generator: keras.Model, lr, hr) -> np.ndarray:
+    """First pair of a batch as one `[H, 3W, 3]` image in [0, 1]: bicubic | SR | HR."""
     sr = np.clip(np.asarray(generator(lr[:1], training=False), np.float32)[0], 0, 1)
     bic = np.clip(tf.image.resize(lr[:1], hr.shape[1:3], "bicubic").numpy()[0], 0, 1)
-    write_png(path, np.concatenate([bic, sr, np.asarray(hr[0])], axis=1))
+    return np.concatenate([bic, sr, np.asarray(hr[0])], axis=1)
 
 
-def _scalars(writer, values: dict, step: int) -> None:
-    from common.summaries import write_scalars
-
-    write_scalars(writer, values, step)
+def _meta(config: SRGANConfig) -> dict:
+    return dataclasses.asdict(config) | {"trained": True}
 
 
 def train(config: SRGANConfig, workdir: str) -> TrainResult:
     """Trains (or resumes) in `workdir`; exports to `workdir/export` at the end.
 
     Raises:
-        ValueError: bad settings or no training images.
-        common.training.NonFiniteLossError: a loss became NaN/inf (names the step).
+        ValueError: bad settings, no training images, or a workdir whose
+            checkpoint needs other model settings.
+        common.training.NonFiniteLossError: a loss became NaN/inf (names the
+            step); the last good checkpoint is kept.
+        KeyboardInterrupt: after saving a checkpoint at the current step.
     """
+    from common.summaries import write_image, write_scalars
     from data.datasets import split_files, sr_dataset
+    from data.io import write_png
 
     validate(config)
     os.makedirs(workdir, exist_ok=True)
+    _check_resumable(config, workdir)
+    policy_before = keras.mixed_precision.global_policy().name
     if config.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(config.mixed_precision)
     try:
@@ -203,91 +191,138 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
         try:
             dev_files = split_files(config.data_dir, "dev")[: config.eval_images]
         except ValueError:
+            logging.warning("no dev images in %s/dev: no PSNR/SSIM during training", config.data_dir)
             dev_files = []
-        save_config(config, workdir)
-        m = _Models(config)
-        state = TrainState(os.path.join(workdir, "ckpt"), generator=m.generator, discriminator=m.discriminator,
-                           g_init_opt=m.g_init_opt, g_opt=m.g_opt, d_opt=m.d_opt)
+        m = SRGANModels(config)
+        state = TrainState(os.path.join(workdir, "ckpt"), **m.trackables())
+        mse_state = TrainState(os.path.join(workdir, "ckpt_mse"), max_to_keep=1, generator=m.generator)
         start = state.restore()
+        save_config(config, workdir)
         if start:
-            logging.info("resumed from %s at step %d (phase %d)", state.latest, start,
-                         1 if start < config.init_steps else 2)
+            logging.info("resumed from %s at step %d (phase %d)", state.latest, start, phase_of(config, start))
         # A resumed run must not replay the batches it already saw.
         data = iter(sr_dataset(train_files, config.hr_size, config.scale, config.batch_size, True,
                                config.seed + start))
-        dev = sr_dataset(dev_files, config.hr_size, config.scale, min(config.batch_size, 8), False) if dev_files else None
+        dev = (sr_dataset(dev_files, config.hr_size, config.scale, min(config.batch_size, 8), False)
+               if dev_files else None)
+        # Samples from one fixed dev pair, so they are comparable across steps.
+        sample = next(iter(dev)) if dev is not None else None
         writer = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
-        history, dev_metrics = [], {}
-        t0, t_steps = time.perf_counter(), 0
+        recent: collections.deque = collections.deque(maxlen=HISTORY_KEEP)
+        dev_metrics: dict = {}
         step = start
-        try:
-            while step < config.steps:
-                lr, hr = next(data)
-                m.set_learning_rate(learning_rate_at(config, step))
-                phase = 1 if step < config.init_steps else 2
-                out = m.mse_step(lr, hr) if phase == 1 else m.gan_step(lr, hr)
-                values = {k: float(v) for k, v in out.items()}
-                check_finite(values, step + 1)
-                step += 1
-                t_steps += 1
-                history.append({"step": step, "phase": phase, **values})
-                if step % config.log_every == 0 or step == config.steps:
-                    rate = t_steps / max(time.perf_counter() - t0, 1e-9)
-                    logging.info("step %d phase %d %s (%.2f steps/s)", step, phase,
-                                 " ".join(f"{k}={v:.5f}" for k, v in values.items()), rate)
-                    _scalars(writer, {f"train/{k}": v for k, v in values.items()} | {"train/lr": learning_rate_at(config, step - 1)}, step)
-                if dev is not None and (step % config.eval_every == 0 or step == config.steps):
-                    dev_metrics = evaluate_dev(m.generator, dev)
-                    logging.info("step %d dev %s", step, " ".join(f"{k}={v:.4f}" for k, v in dev_metrics.items()))
-                    _scalars(writer, {f"dev/{k}": v for k, v in dev_metrics.items()}, step)
-                if step % config.sample_every == 0:
-                    _write_sample(os.path.join(workdir, "samples", f"step_{step:08d}.png"), m.generator, lr, hr)
-                if step == config.init_steps and config.init_steps > 0:
-                    state.save(step)
-                    export_saved_model(m.generator, os.path.join(workdir, "export_mse"), _meta(config),
-                                       overwrite=True, steps_trained=step, phase="mse")
-                elif step % config.checkpoint_every == 0:
-                    state.save(step)
-        except KeyboardInterrupt:
-            state.save(step)
-            logging.info("interrupted: saved step %d", step)
-            raise
+        t_last, step_last = time.perf_counter(), step
+        with open(os.path.join(workdir, "history.jsonl"), "a", encoding="utf-8") as hist:
+            def record(entry: dict) -> None:
+                hist.write(json.dumps(entry) + "\n")
+                hist.flush()
+
+            try:
+                while step < config.steps:
+                    lr, hr = next(data)
+                    phase = phase_of(config, step)
+                    m.set_learning_rate(learning_rate_at(config, step))
+                    out = m.mse_step(lr, hr) if phase == 1 else m.gan_step(lr, hr)
+                    values = {k: float(v) for k, v in out.items()}
+                    check_finite(values, step + 1)
+                    step += 1
+                    recent.append({"step": step, "phase": phase, **values})
+                    if step % config.log_every == 0 or step == config.steps:
+                        now = time.perf_counter()
+                        rate = (step - step_last) / max(now - t_last, 1e-9)
+                        t_last, step_last = now, step
+                        lr_now = learning_rate_at(config, step - 1)
+                        logging.info("step %d phase %d %s lr=%.3g (%.2f steps/s)", step, phase,
+                                     " ".join(f"{k}={v:.5f}" for k, v in values.items()), lr_now, rate)
+                        record({"step": step, "phase": phase, **values, "lr": lr_now, "steps_per_s": rate})
+                        write_scalars(writer, {f"train/{k}": v for k, v in values.items()}
+                                      | {"train/lr": lr_now, "train/steps_per_s": rate}, step)
+                    if dev is not None and (step % config.eval_every == 0 or step == config.steps):
+                        dev_metrics = evaluate_dev(m.generator, dev)
+                        logging.info("step %d dev %s", step, " ".join(f"{k}={v:.4f}" for k, v in dev_metrics.items()))
+                        record({"step": step, "phase": phase, **{f"dev_{k}": v for k, v in dev_metrics.items()}})
+                        write_scalars(writer, {f"dev/{k}": v for k, v in dev_metrics.items()}, step)
+                    if step % config.sample_every == 0:
+                        strip = _sample_strip(m.generator, *(sample or (lr, hr)))
+                        write_png(os.path.join(workdir, "samples", f"step_{step:08d}.png"), strip)
+                        write_image(writer, "samples/bicubic_sr_hr", strip, step)
+                    if step == config.init_steps:
+                        # The PSNR-oriented SRResNet, kept before phase 2 changes it;
+                        # written before the main checkpoint so a crash in
+                        # between redoes this, not skips it.
+                        mse_state.save(step)
+                        export_saved_model(m.generator, os.path.join(workdir, "export_mse"), _meta(config),
+                                           overwrite=True, steps_trained=step, phase="mse")
+                        state.save(step)
+                    elif step % config.checkpoint_every == 0:
+                        state.save(step)
+            except KeyboardInterrupt:
+                state.save(step)
+                logging.info("interrupted: saved step %d in %s", step, state.latest)
+                raise
         if state.latest is None or not state.latest.endswith(f"-{step}"):
             state.save(step)
-        phase = "mse" if step <= config.init_steps else "gan"
         export_saved_model(m.generator, os.path.join(workdir, "export"), _meta(config), overwrite=True,
-                           steps_trained=step, phase=phase)
-        with open(os.path.join(workdir, "history.jsonl"), "a", encoding="utf-8") as f:
-            for h in history:
-                f.write(json.dumps(h) + "\n")
-        return TrainResult(step=step, history=history, dev=dev_metrics)
+                           steps_trained=step, phase="mse" if step <= config.init_steps else "gan")
+        writer.flush()
+        return TrainResult(step=step, history=list(recent), dev=dev_metrics)
     finally:
-        if config.mixed_precision != "none":
-            keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy(policy_before)
 
 
-def _meta(config: SRGANConfig) -> dict:
-    meta = dataclasses.asdict(config)
-    meta["trained"] = True
-    return meta
+def _checkpoint_step(prefix: str) -> int:
+    return int(prefix.rsplit("-", 1)[-1])
 
 
-def restore_generator(workdir: str, checkpoint: Optional[str] = None) -> tuple[keras.Model, SRGANConfig, int]:
-    """Rebuilds the generator of a run from `workdir/config.json` and its checkpoint.
+def restore_generator(workdir: str, checkpoint: Optional[str] = None,
+                      phase: str = "latest") -> tuple[keras.Model, SRGANConfig, int]:
+    """Rebuilds the generator of a run from `workdir/config.json` and a checkpoint.
+
+    Args:
+        workdir: a `train` run folder.
+        checkpoint: an explicit checkpoint prefix (overrides `phase`).
+        phase: `latest` (the newest checkpoint), `mse` (the generator at the
+            end of phase 1, or the newest checkpoint while phase 1 is still
+            running) or `gan` (the newest checkpoint, which must be past phase 1).
 
     Returns:
-        (generator, config, step).
-    """
-    from common.training import load_config
+        (generator, config, step) with the generator in float32.
 
+    Raises:
+        FileNotFoundError: no config.json or no suitable checkpoint.
+        ValueError: unknown phase, `gan` asked of a run still in phase 1, or a
+            checkpoint that does not fit the generator config.json describes.
+    """
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}; choose from {PHASES}")
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no config.json; is {workdir} a srgan.train workdir?")
     config = SRGANConfig(**load_config(path))
-    generator = build_generator(config.num_blocks, config.filters, config.scale, config.arch)
-    ckpt = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+    ckpt = checkpoint
+    if ckpt is None and phase == "mse":
+        ckpt = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt_mse"))
+        if ckpt is None and latest and _checkpoint_step(latest) <= config.init_steps:
+            logging.warning("phase 1 not finished (step %d of %d): using its latest checkpoint",
+                            _checkpoint_step(latest), config.init_steps)
+            ckpt = latest
+        if ckpt is None:
+            raise FileNotFoundError(f"no phase-1 (MSE) generator in {workdir}/ckpt_mse (init_steps "
+                                    f"{config.init_steps})")
+    ckpt = ckpt or latest
     if not ckpt:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'ckpt')}")
+    generator = build_generator(config.num_blocks, config.filters, config.scale, config.arch)
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(generator=generator, step=step).restore(ckpt).expect_partial()
-    return generator, config, int(step.numpy())
+    try:
+        status = tf.train.Checkpoint(generator=generator, step=step).restore(ckpt)
+        status.assert_existing_objects_matched().expect_partial()
+    except (AssertionError, tf.errors.OpError) as e:
+        raise ValueError(f"{ckpt}: cannot restore this run's generator from it "
+                         f"(config.json and checkpoint disagree?): {str(e)[:500]}") from e
+    step = int(step.numpy())
+    if phase == "gan" and checkpoint is None and step <= config.init_steps:
+        raise ValueError(f"the latest checkpoint (step {step}) is not past phase 1 (init_steps "
+                         f"{config.init_steps}): train longer or export with phase 'mse'")
+    return generator, config, step

@@ -36,7 +36,7 @@ def test_generator_has_paper_layers():
 
 def test_icnr_starts_as_nearest_neighbour_upsampling():
     g = build_generator(1, 8, scale=2)
-    k = np.asarray(g.get_layer("up1_conv").kernel)
+    k = g.get_layer("up1_conv").kernel.numpy()
     # The four sub-pixel positions start with identical kernels: no checkerboard.
     for j in range(1, 4):
         np.testing.assert_array_equal(k[..., j * 8 : (j + 1) * 8], k[..., :8])
@@ -51,6 +51,27 @@ def test_discriminator_and_vgg_shapes():
     assert not v.trainable_weights
     with pytest.raises(FileNotFoundError, match="not found"):
         build_vgg_features("conv5_4", weights="/nonexistent/vgg19.h5")
+
+
+def test_vgg_weights_from_a_file_and_caffe_preprocessing(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = str(tmp_path / "vgg19_notop.weights.h5")
+    vgg.save_weights(path)
+    keras.utils.set_random_seed(4)
+    loaded = build_vgg_features("conv2_2", weights=path)
+    x = np.random.default_rng(0).random((1, 16, 16, 3)).astype(np.float32)
+    # Reference: Keras' own VGG19 preprocessing (RGB->BGR, ImageNet mean) on 0-255 input.
+    ref = keras.Model(vgg.input, vgg.get_layer("block2_conv2").output)(
+        keras.applications.vgg19.preprocess_input(x * 255.0))
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(ref), rtol=1e-4, atol=1e-3)
+    assert float(np.abs(np.asarray(ref)).max()) > 1.0
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not weights")
+    with pytest.raises(ValueError, match="not VGG19"):
+        build_vgg_features("pool4", weights=str(bad))
 
 
 def test_export_reload_same_output(tmp_path, small_generator, real_images):

@@ -1,4 +1,4 @@
-"""SRGAN training: MSE steps lower the loss, phase 2 updates G and D, resume keeps step and phase."""
+"""SRGAN training: MSE steps lower the loss, phase 2 updates G and D, a crash resumes at the right step and phase."""
 import json
 import os
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from srgan.trainer import SRGANConfig, learning_rate_at, restore_generator, train
+from srgan.trainer import SRGANConfig, learning_rate_at, phase_of, restore_generator, train
 
 
 @pytest.fixture()
@@ -27,47 +27,122 @@ def _config(data_dir, **kw):
     return SRGANConfig(**base)
 
 
-def test_mse_steps_lower_the_loss(tmp_path, sr_data):
-    result = train(_config(sr_data), str(tmp_path / "run"))
-    mse = [h["mse"] for h in result.history]
-    assert result.step == 20 and all(h["phase"] == 1 for h in result.history)
-    assert np.mean(mse[-5:]) < 0.7 * np.mean(mse[:5])
-    assert os.path.isfile(tmp_path / "run" / "export_mse" / "saved_model.pb")
-    assert json.load(open(tmp_path / "run" / "config.json"))["hr_size"] == 32
-
-
-def test_phase_two_updates_g_and_d_then_resume(tmp_path, sr_data):
-    work = str(tmp_path / "run")
-    first = train(_config(sr_data, init_steps=2, steps=4), work)
-    assert [h["phase"] for h in first.history] == [1, 1, 2, 2]
-    assert {"d", "g", "content", "adversarial"} <= set(first.history[-1])
-    g1, _, step = restore_generator(work)
-    assert step == 4
-    # Continue to step 6: resumes at 4 in phase 2 (phase 1 is not redone), and
-    # both networks move.
-    from srgan.model import build_discriminator
+def _ckpt_value(workdir, name):
     import tensorflow as tf
 
-    d_before = build_discriminator(32)
-    tf.train.Checkpoint(discriminator=d_before).restore(tf.train.latest_checkpoint(os.path.join(work, "ckpt"))).expect_partial()
-    second = train(_config(sr_data, init_steps=2, steps=6), work)
-    assert [h["step"] for h in second.history] == [5, 6] and all(h["phase"] == 2 for h in second.history)
-    g2, _, step2 = restore_generator(work)
-    d_after = build_discriminator(32)
-    tf.train.Checkpoint(discriminator=d_after).restore(tf.train.latest_checkpoint(os.path.join(work, "ckpt"))).expect_partial()
-    assert step2 == 6
-    assert any(not np.allclose(a, b) for a, b in zip(g1.get_weights(), g2.get_weights()))
-    assert any(not np.allclose(a, b) for a, b in zip(d_before.get_weights(), d_after.get_weights()))
-    # The export says which phase its weights come from.
+    return int(tf.train.load_variable(tf.train.latest_checkpoint(os.path.join(workdir, "ckpt")),
+                                      f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def test_mse_steps_lower_the_loss(tmp_path, sr_data):
+    work = tmp_path / "run"
+    result = train(_config(sr_data, eval_every=20, sample_every=10), str(work))
+    mse = [h["mse"] for h in result.history]
+    assert result.step == 20 and [h["phase"] for h in result.history] == [1] * 20
+    assert np.mean(mse[-5:]) < 0.7 * np.mean(mse[:5])
+    # Phase 1's generator is kept and exported on its own (PSNR-oriented model).
+    assert os.path.isfile(work / "export_mse" / "saved_model.pb")
+    assert json.load(open(work / "export_mse" / "config.json"))["phase"] == "mse"
+    assert os.listdir(work / "ckpt_mse")
+    assert json.load(open(work / "config.json"))["hr_size"] == 32
+    with pytest.raises(ValueError, match="not past phase 1"):
+        restore_generator(str(work), phase="gan")
+    # Dev PSNR/SSIM, samples (bicubic | SR | HR) and the history file.
+    assert 0 < result.dev["psnr"] < 60 and -1 <= result.dev["ssim"] <= 1
+    from data.io import read_image
+
+    assert sorted(os.listdir(work / "samples")) == ["step_00000010.png", "step_00000020.png"]
+    assert read_image(str(work / "samples" / "step_00000020.png")).shape == (32, 96, 3)
+    lines = [json.loads(line) for line in open(work / "history.jsonl")]
+    assert any("dev_psnr" in line for line in lines) and lines[-1]["step"] == 20
+
+
+@pytest.mark.parametrize("precision", ["none", "mixed_float16"])
+def test_phase_two_step_updates_g_and_d(sr_data, precision):
+    import keras
+
+    from data.datasets import split_files, sr_dataset
+    from srgan.steps import SRGANModels
+
+    keras.utils.set_random_seed(0)
+    lr, hr = next(iter(sr_dataset(split_files(sr_data, "train"), 32, 4, 4, True, 0)))
+    if precision != "none":
+        keras.mixed_precision.set_global_policy(precision)
+    try:
+        m = SRGANModels(_config(sr_data, mixed_precision=precision))
+        g0 = [v.numpy() for v in m.generator.trainable_variables]
+        d0 = [v.numpy() for v in m.discriminator.trainable_variables]
+        # float16: dynamic loss scaling may skip a first step that overflows
+        # (and halve the scale); the next one must then go through.
+        for _ in range(1 if precision == "none" else 2):
+            out = m.gan_step(lr, hr)
+        sr = m.generator(lr, training=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert {"d", "g", "content", "adversarial", "mse"} == set(out)
+    assert all(np.isfinite(float(v)) for v in out.values())
+    # g = content + 1e-3 * adversarial (pixel weight 0 by default).
+    assert abs(float(out["g"]) - float(out["content"]) - 1e-3 * float(out["adversarial"])) < 1e-3 * float(out["g"])
+    # The output layer stays float32 under mixed precision.
+    assert sr.dtype == "float32" and m.generator.get_layer("conv_in").compute_dtype == (
+        "float16" if precision == "mixed_float16" else "float32")
+    # Both networks moved (with float16, only if loss scaling got the gradients through).
+    g_moved = [not np.allclose(a, b.numpy()) for a, b in zip(g0, m.generator.trainable_variables)]
+    d_moved = [not np.allclose(a, b.numpy()) for a, b in zip(d0, m.discriminator.trainable_variables)]
+    assert sum(g_moved) > len(g_moved) // 2 and sum(d_moved) > len(d_moved) // 2
+    assert int(m.d_opt.iterations) >= 1 and int(m.g_opt.iterations) >= 1 and int(m.g_init_opt.iterations) == 0
+    if precision == "none":
+        assert int(m.d_opt.iterations) == 1 and int(m.g_opt.iterations) == 1
+
+
+def test_crash_then_resume_keeps_step_phase_and_optimisers(tmp_path, sr_data, monkeypatch):
+    import srgan.trainer as trainer
+
+    work = str(tmp_path / "run")
+    config = _config(sr_data, init_steps=3, steps=8, checkpoint_every=2)
+    real_check = trainer.check_finite
+
+    def crash_at_6(values, step):
+        if step == 6:
+            raise RuntimeError("simulated crash")
+        real_check(values, step)
+
+    monkeypatch.setattr(trainer, "check_finite", crash_at_6)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(config, work)
+    # Checkpoints at 2, 3 (end of phase 1) and 4; step 5 was lost with the crash.
+    assert _ckpt_value(work, "step") == 4
+    mse_export_time = os.path.getmtime(os.path.join(work, "export_mse", "saved_model.pb"))
+    _, _, mse_step = restore_generator(work, phase="mse")
+    assert mse_step == 3
+    monkeypatch.setattr(trainer, "check_finite", real_check)
+
+    resumed = train(config, work)
+    assert [h["step"] for h in resumed.history] == [5, 6, 7, 8]
+    assert all(h["phase"] == 2 and "d" in h for h in resumed.history)
+    # Phase 1 was not redone, and the optimisers' counters carried on.
+    assert os.path.getmtime(os.path.join(work, "export_mse", "saved_model.pb")) == mse_export_time
+    assert _ckpt_value(work, "step") == 8
+    assert _ckpt_value(work, "g_init_opt/_iterations") == 3
+    assert _ckpt_value(work, "d_opt/_iterations") == 5 and _ckpt_value(work, "g_opt/_iterations") == 5
     assert json.load(open(os.path.join(work, "export", "config.json")))["phase"] == "gan"
+    g_mse, _, _ = restore_generator(work, phase="mse")
+    g_gan, _, _ = restore_generator(work, phase="gan")
+    assert any(not np.allclose(a, b) for a, b in zip(g_mse.get_weights(), g_gan.get_weights()))
+    # The checkpoint fixes the architecture: other model settings are refused up front.
+    with pytest.raises(ValueError, match="filters: 8 -> 16"):
+        train(_config(sr_data, init_steps=3, steps=10, filters=16), work)
 
 
 def test_learning_rate_schedule_and_validation(sr_data):
     c = _config(sr_data, init_steps=10, steps=100, decay_every=20, learning_rate=1e-4)
     assert learning_rate_at(c, 5) == 1e-4 and learning_rate_at(c, 29) == 1e-4
     assert abs(learning_rate_at(c, 30) - 1e-5) < 1e-12 and abs(learning_rate_at(c, 55) - 1e-6) < 1e-13
+    assert phase_of(c, 9) == 1 and phase_of(c, 10) == 2
     with pytest.raises(ValueError, match="multiple of scale"):
         train(_config(sr_data, hr_size=30), "/tmp/unused")
+    with pytest.raises(ValueError, match="power of 2"):
+        train(_config(sr_data, scale=3, hr_size=36), "/tmp/unused")
 
 
 def test_non_finite_loss_stops_with_step(tmp_path, sr_data):
