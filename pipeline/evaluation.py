@@ -315,9 +315,10 @@ def evaluate(config: EvalConfig, log=print) -> dict:
     rows += evaluate_end_to_end(images, colorize, runner(upscalers[0]), config.size, scale)
 
     finals = []
-    for img in images:
-        small = to_size(img, config.size)
-        finals.append(np.clip(upscalers[0].run(colorize(np.asarray(rgb_to_luma(small), np.float32))[None])[0], 0, 1))
+    if config.inception_weights != "none":  # the end-to-end outputs again, only when they will be scored
+        for img in images:
+            small = to_size(img, config.size)
+            finals.append(np.clip(upscalers[0].run(colorize(np.asarray(rgb_to_luma(small), np.float32))[None])[0], 0, 1))
     inception, why = inception_score(finals, config.inception_weights)
     notes = [
         "All errors are float64 on 8-bit levels (0..255). The paper's script subtracted uint8 images, so its "

@@ -17,16 +17,10 @@ import numpy as np
 from scipy import ndimage
 
 from common.training import atomic_file, atomic_write_bytes
-from data.colour import U_SCALE, UV_OFFSET, V_SCALE, WB, WG, WR, compose_rgb
+from data.colour import compose_rgb, rgb_to_luma, rgb_to_yuv
 from data.normalize import to_uint8, to_uint16
 from pipeline.fits_out import fits_header_for, write_fits_stream
 from pipeline.tiling import iter_upscaled_bands
-
-
-def rgb_to_uv_np(rgb: np.ndarray) -> np.ndarray:
-    """Chroma `[..., 2]` (Guo's offset UV) of RGB `[..., 3]`."""
-    y = WR * rgb[..., 0:1] + WG * rgb[..., 1:2] + WB * rgb[..., 2:3]
-    return np.concatenate([U_SCALE * (rgb[..., 2:3] - y) + UV_OFFSET, V_SCALE * (rgb[..., 0:1] - y) + UV_OFFSET], -1)
 
 
 class ColourFrame:
@@ -87,7 +81,7 @@ class _FidelityMeter:
     def add(self, lr_rgb: np.ndarray, grey: np.ndarray, sr_rows: np.ndarray, top: int) -> None:
         s = self.scale
         h, w = lr_rgb.shape[:2]
-        y = WR * lr_rgb[..., 0:1] + WG * lr_rgb[..., 1:2] + WB * lr_rgb[..., 2:3]
+        y = np.asarray(rgb_to_luma(lr_rgb))
         self.y_abs += float(np.abs(y - grey).sum())
         down = sr_rows.reshape(h, s, w, s, 3).mean(axis=(1, 3))
         diff = down - lr_rgb
@@ -209,7 +203,8 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
     grey, was_colour = to_luminance(image)
     del image
     rgb_small = colorizer.run(to_working_size(grey, options.size)[None])[0]
-    frame = ColourFrame(grey, rgb_to_uv_np(np.clip(rgb_small, 0, 1)))
+    uv_small = np.asarray(rgb_to_yuv(np.clip(rgb_small, 0, 1).astype(np.float32)))[..., 1:]
+    frame = ColourFrame(grey, uv_small)
 
     def upscale(tile: np.ndarray) -> np.ndarray:
         return upscaler.run(tile[None])[0]

@@ -69,3 +69,25 @@ def test_mod_crop_and_make_lr_shapes(real_images):
     img = read_image(real_images[0])[:203, :117]
     hr = ev.mod_crop(img, 4)
     assert hr.shape == (200, 116, 3) and ev.make_lr(hr, 4).shape == (50, 29, 3)
+
+
+def test_evaluate_writes_table_and_figures(tmp_path, real_images, tiny_exports):
+    import shutil
+
+    from pipeline.evaluation import EvalConfig, evaluate
+
+    data = tmp_path / "data" / "test"
+    data.mkdir(parents=True)
+    for p in real_images[:2]:
+        shutil.copy(p, data)
+    result = evaluate(EvalConfig(data=str(tmp_path / "data"), output=str(tmp_path / "eval"),
+                                 colorize_model=tiny_exports["colorize"], srgan_models=(tiny_exports["srgan"],),
+                                 size=64, inception_weights="none", figures=1), log=lambda m: None)
+    md = (tmp_path / "eval" / "results.md").read_text()
+    assert "not available" in md and "wrapped modulo 256" in md
+    assert (tmp_path / "eval" / "results.csv").read_text().count("\n") == len(result["rows"]) + 1
+    bicubic = next(r for r in result["rows"] if r.method == "bicubic (PIL)")
+    images = [read_image(p) for p in real_images[:2]]
+    independent = ev.evaluate_sr(images, {"b": lambda lr: ev.pil_upscale(lr, 4, "bicubic")}, 4)[0]
+    assert abs(bicubic.values["psnr_rgb"] - independent.values["psnr_rgb"]) < 1e-9
+    assert len([f for f in result["files"] if f.endswith(".png")]) == 2
