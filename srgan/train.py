@@ -59,6 +59,10 @@ flags.DEFINE_integer("seed", 0, "Seed for weights, data order and augmentation."
 flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"],
                   "Keras mixed-precision policy (GPU; mixed_float16 adds dynamic loss scaling). The "
                   "SRResNet's last layer and D's logit stay float32.")
+flags.DEFINE_string("init_generator", "",
+                    "Start a new run's generator from an exported SR SavedModel with the same num_blocks/filters/"
+                    "scale/arch (e.g. checkpoints/srgan with --init_steps 0: phase 2 only, fine-tuning a trained "
+                    "SRResNet as tensorlayer/srgan does after its init epochs). Ignored when resuming.")
 flags.DEFINE_boolean("jit_compile", False, "Compile the train steps with XLA (faster on GPU; first step slower).")
 
 

@@ -78,6 +78,7 @@ class SRGANConfig:
     seed: int = 0
     mixed_precision: str = "none"
     jit_compile: bool = False
+    init_generator: str = ""
 
 
 @dataclasses.dataclass
@@ -197,6 +198,10 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
         state = TrainState(os.path.join(workdir, "ckpt"), **m.trackables())
         mse_state = TrainState(os.path.join(workdir, "ckpt_mse"), max_to_keep=1, generator=m.generator)
         start = state.restore()
+        if not start and config.init_generator:
+            load_generator_weights(m.generator, config.init_generator,
+                                   {k: getattr(config, k) for k in ("num_blocks", "filters", "scale", "arch")})
+            logging.info("generator initialised from %s", config.init_generator)
         save_config(config, workdir)
         if start:
             logging.info("resumed from %s at step %d (phase %d)", state.latest, start, phase_of(config, start))
@@ -268,6 +273,47 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
         return TrainResult(step=step, history=list(recent), dev=dev_metrics)
     finally:
         keras.mixed_precision.set_global_policy(policy_before)
+
+
+def load_generator_weights(generator: keras.Model, export_dir: str, settings: Optional[dict] = None) -> None:
+    """Copies the weights of an exported SR SavedModel into `generator`.
+
+    The SavedModel's `variables/` is a TensorFlow checkpoint of the serving
+    module, whose `generator` attribute is the Keras model, so a generator
+    built with the same settings restores from it object by object (no name
+    or order guessing). Used to start phase 2 from a shipped SRResNet
+    (`--init_generator`), as tensorlayer/srgan starts its GAN epochs from its
+    initialised generator.
+
+    Args:
+        generator: from `build_generator` with the exported model's settings.
+        export_dir: a folder written by `srgan.saved_model.export_saved_model`.
+        settings: the generator's `num_blocks`, `filters`, `scale`, `arch`;
+            compared with the export's config.json (a smaller generator would
+            otherwise restore silently from part of a larger one).
+
+    Raises:
+        FileNotFoundError: no SavedModel variables there.
+        ValueError: the export's settings or variables do not fit `generator`.
+    """
+    prefix = os.path.join(export_dir, "variables", "variables")
+    if not tf.io.gfile.exists(prefix + ".index"):
+        raise FileNotFoundError(f"{export_dir}: no SavedModel variables (expected {prefix}.index)")
+    meta_path = os.path.join(export_dir, "config.json")
+    if os.path.isfile(meta_path):
+        meta = load_config(meta_path)
+        if meta.get("model", "srgan") != "srgan":
+            raise ValueError(f"{export_dir} holds a {meta.get('model')!r} model, not an SR generator")
+        diff = [f"{k} {meta[k]!r} (this run: {v!r})" for k, v in (settings or {}).items()
+                if k in meta and meta[k] != v]
+        if diff:
+            raise ValueError(f"{export_dir}: its generator does not fit this one: {', '.join(diff)}")
+    try:
+        status = tf.train.Checkpoint(generator=generator).read(prefix)
+        status.assert_existing_objects_matched().expect_partial()
+    except (AssertionError, tf.errors.OpError, ValueError) as e:
+        raise ValueError(f"{export_dir}: its generator does not fit this one (num_blocks, filters, scale "
+                         f"and arch must match the export's config.json): {str(e)[:300]}") from e
 
 
 def _checkpoint_step(prefix: str) -> int:

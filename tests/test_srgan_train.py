@@ -156,3 +156,39 @@ def test_empty_data_dir_fails_fast(tmp_path):
     (tmp_path / "train").mkdir()
     with pytest.raises(ValueError, match="no usable images"):
         train(_config(str(tmp_path)), str(tmp_path / "w"))
+
+
+def test_init_generator_starts_phase_two_from_an_export(tmp_path, sr_data):
+    """--init_generator: a new run's generator starts as the exported one; a mismatched export is refused."""
+    import tensorflow as tf
+
+    from srgan.model import build_generator
+    from srgan.saved_model import export_saved_model
+    from srgan.trainer import load_generator_weights
+
+    source = build_generator(1, 8, 4, "srresnet")
+    lr = np.random.default_rng(0).random((1, 8, 8, 3), dtype=np.float32)
+    before = source(lr, training=False).numpy()
+    export = export_saved_model(source, str(tmp_path / "export"),
+                                {"num_blocks": 1, "filters": 8, "arch": "srresnet"})
+
+    fresh = build_generator(1, 8, 4, "srresnet")
+    assert not np.allclose(fresh(lr, training=False).numpy(), before)
+    load_generator_weights(fresh, export)
+    np.testing.assert_allclose(fresh(lr, training=False).numpy(), before, atol=1e-6)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_generator_weights(build_generator(2, 8, 4, "srresnet"), export)
+    with pytest.raises(ValueError, match="num_blocks 1 .this run: 3"):
+        train(_config(sr_data, num_blocks=3, init_steps=0, steps=1, init_generator=export), str(tmp_path / "r3"))
+    with pytest.raises(FileNotFoundError, match="no SavedModel variables"):
+        load_generator_weights(fresh, str(tmp_path))
+
+    # Phase 2 from step 0 (init_steps 0): the first GAN step moves away from the export's weights.
+    work = tmp_path / "run"
+    result = train(_config(sr_data, init_steps=0, steps=1, init_generator=export), str(work))
+    assert result.step == 1 and result.history[0]["phase"] == 2
+    trained, _, _ = restore_generator(str(work))
+    after = trained(lr, training=False).numpy()
+    assert 0 < np.abs(after - before).max() < 0.5
+    assert json.load(open(work / "export" / "config.json"))["phase"] == "gan"
+    assert tf.saved_model.load(str(work / "export")) is not None
