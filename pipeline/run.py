@@ -14,7 +14,7 @@ from typing import Sequence
 
 from absl import app, flags
 
-from pipeline.runner import RunConfig, run
+from pipeline.runner import OutputError, RunConfig, run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "An image/FITS file, or a folder of them.")
@@ -66,7 +66,7 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         result = run(config)
-    except (ImageReadError, ModelLoadError, ValueError) as e:
+    except (ImageReadError, ModelLoadError, OutputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if result.failed:

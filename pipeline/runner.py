@@ -7,10 +7,48 @@ and the rest are processed.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import sys
+import tempfile
 import time
 from typing import Optional
+
+#: Write errors after which every further output would fail too: the run stops.
+FATAL_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+class OutputError(OSError):
+    """`--output` cannot be used (not a folder, not writable, disk full)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def check_output_folder(path: str) -> None:
+    """Creates `path` if needed and proves it writable with a throw-away file.
+
+    Raises:
+        OutputError: with the reason, before any model is loaded or image read.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise OutputError(e.errno, f"cannot write to output folder {path}: {e.strerror or e}") from e
+
+
+def _write_failed(job, e: OSError, result: "RunResult", log) -> bool:
+    """Records a failed write; True when the run must stop (disk full, read-only)."""
+    reason = f"cannot write {job.output}: {e.strerror or e}"
+    result.failed.append((job.source, reason))
+    log(f"error: {job.source}: {reason}")
+    return e.errno in FATAL_WRITE_ERRNOS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +88,10 @@ def run(config: RunConfig, log=print) -> RunResult:
 
     Returns:
         A `RunResult`. Never raises for a bad input file; raises `ModelLoadError`
-        for a bad model and `ImageReadError` when `--input` does not exist.
+        for a bad model, `ImageReadError` when `--input` does not exist and
+        `OutputError` when `--output` cannot be written. A write that fails
+        because the disk is full or read-only stops the run (every later write
+        would fail too); the unprocessed inputs are listed as failed.
     """
     import numpy as np
     from tqdm import tqdm
@@ -66,6 +107,7 @@ def run(config: RunConfig, log=print) -> RunResult:
     if not sources:
         log(f"no image files (PNG/JPEG/TIFF/FITS) in {config.input}")
         return result
+    check_output_folder(config.output)
     colorizer = load_model(config.colorize_model, "colorize")
     upscaler = load_model(config.srgan_model, "srgan")
     scale = model_scale(upscaler)
@@ -88,6 +130,7 @@ def run(config: RunConfig, log=print) -> RunResult:
         ext = output_extension(full)
     jobs = plan_jobs(sources, config.input, config.output, suffix=f"_colour_x{scale}",
                      save_intermediate=config.save_intermediate and config.mode == "faithful", ext=ext)
+    _remove_stale_temporaries(jobs)
     if config.skip_existing:
         todo = [j for j in jobs if not os.path.isfile(j.output)]
         result.skipped = [j.source for j in jobs if os.path.isfile(j.output)]
@@ -100,7 +143,10 @@ def run(config: RunConfig, log=print) -> RunResult:
     bar = tqdm(total=len(todo), unit="img", desc="colourise+x%d" % scale, disable=not show)
     start = time.perf_counter()
     colour_notes = 0
+    stopped = False
     for batch in batched(todo, max(1, config.batch_size)):
+        if stopped:
+            break
         ready, greys = [], []
         for job in batch:
             try:
@@ -122,13 +168,16 @@ def run(config: RunConfig, log=print) -> RunResult:
                 if job.intermediate:
                     write_png(job.intermediate, c)
             except OSError as e:
-                result.failed.append((job.source, f"cannot write {job.output}: {e.strerror or e}"))
-                log(f"error: {job.source}: cannot write {job.output}: {e.strerror or e}")
+                if _write_failed(job, e, result, log):
+                    stopped = True
+                    break
                 continue
             result.written.append(job.output)
         bar.update(len(ready))
         bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
     bar.close()
+    if stopped:
+        _stop_notice(todo, result, log)
     if colour_notes:
         note = (f"note: {colour_notes} input(s) were colour images; they were reduced to their luminance "
                 "first (this tool colourises grey frames).")
@@ -139,6 +188,36 @@ def run(config: RunConfig, log=print) -> RunResult:
         f"{len(result.failed)} failed, in {elapsed:.1f} s "
         f"({len(result.written) / max(elapsed, 1e-9):.2f} images/s) -> {os.path.abspath(config.output)}")
     return result
+
+
+def _remove_stale_temporaries(jobs) -> None:
+    """Deletes temporary files that a killed earlier run left for these outputs.
+
+    `common.training.atomic_file` writes `.tmp-XXXX<name>` beside `<name>` and
+    renames it when complete; a killed process leaves the temporary file (never
+    a truncated output). Only temporaries of this run's own outputs are touched.
+    """
+    import glob
+
+    for job in jobs:
+        for target in (job.output, job.intermediate):
+            if target:
+                folder, name = os.path.split(target)
+                for stale in glob.glob(os.path.join(glob.escape(folder), ".tmp-*" + glob.escape(name))):
+                    try:
+                        os.unlink(stale)
+                    except OSError:
+                        pass
+
+
+def _stop_notice(jobs, result: "RunResult", log) -> None:
+    """After a fatal write error: every job neither written nor failed is failed as not processed."""
+    done = {src for src, _ in result.failed} | set(result.written)
+    left = [j for j in jobs if j.source not in done and j.output not in done]
+    for job in left:
+        result.failed.append((job.source, "not processed: the run stopped on an output write error"))
+    log(f"error: stopped: the output cannot be written (disk full or read-only); {len(left)} input(s) not "
+        "processed. Free space or pick another --output, then rerun with --skip_existing.")
 
 
 def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, log) -> None:
@@ -168,8 +247,10 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
             log(f"error: {e}")
             continue
         except OSError as e:
-            result.failed.append((job.source, f"cannot write {job.output}: {e.strerror or e}"))
-            log(f"error: {job.source}: cannot write {job.output}: {e.strerror or e}")
+            if _write_failed(job, e, result, log):
+                bar.close()
+                _stop_notice(jobs, result, log)
+                break
             continue
         finally:
             bar.close()
