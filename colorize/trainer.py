@@ -35,7 +35,8 @@ from colorize.model import SIZE_MULTIPLE, build_colorizer, compose_rgb
 from colorize.sample import sample_sheet
 from colorize.saved_model import export_colorizer
 from common.summaries import write_image, write_scalars
-from common.training import TrainState, atomic_write_bytes, check_finite, load_config, save_config, set_seed
+from common.training import (TrainState, atomic_write_bytes, check_finite, load_config, next_batch, save_config,
+                             set_seed)
 from data.colour import UV_OFFSET, yuv_to_rgb
 from data.datasets import colorize_dataset, split_files
 from data.io import write_png
@@ -219,7 +220,8 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
 
     dev_ds = colorize_dataset(dev_files, config.size, config.batch_size, training=False) if dev_files else None
     sample_files = (dev_files or train_files)[: config.num_samples]
-    sample_batch = next(iter(colorize_dataset(sample_files, config.size, len(sample_files), training=False)))
+    # None when none of the sample files decodes: no sample sheets then.
+    sample_batch = next(iter(colorize_dataset(sample_files, config.size, len(sample_files), training=False)), None)
     writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if config.tensorboard else None
 
     def evaluate(step: int) -> dict:
@@ -237,6 +239,8 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
         return result
 
     def save_samples(step: int) -> None:
+        if sample_batch is None:
+            return
         y, uv = sample_batch
         _, pred = eval_step(y, uv)
         sheet = sample_sheet(
@@ -258,7 +262,7 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
         try:
             while step < config.iterations:
                 t0 = time.perf_counter()
-                y, uv = next(it)
+                y, uv = next_batch(it, config.data_dir)
                 loss = float(train_step(y, uv))
                 if step > start:  # the first step includes tracing; not a speed
                     window_time += time.perf_counter() - t0

@@ -160,3 +160,19 @@ class TrainState:
     @property
     def latest(self) -> str | None:
         return self.manager.latest_checkpoint
+
+
+def next_batch(iterator, data_dir: str):
+    """`next(iterator)` over a repeating training dataset, with a clear error when it is empty.
+
+    A training dataset repeats forever, so it ends only when no file of the
+    split could be decoded (the unreadable ones are dropped and logged).
+
+    Raises:
+        ValueError: naming `data_dir`, instead of a bare StopIteration.
+    """
+    try:
+        return next(iterator)
+    except StopIteration:
+        raise ValueError(f"{data_dir}: no training image could be decoded (see the warnings above); "
+                         "nothing to train on") from None

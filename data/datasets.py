@@ -14,9 +14,10 @@ from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from data.colour import rgb_to_yuv
-from data.io import list_images, read_image
+from data.io import ImageReadError, check_image_file, list_images, read_image
 
 AUTOTUNE = tf.data.AUTOTUNE
 SPLITS = ("train", "dev", "test")
@@ -40,9 +41,18 @@ def split_files(data_dir: str, split: str) -> list[str]:
             f"{folder}: no such folder. Prepare the data first: "
             f"python -m data.prepare --src IMAGES_DIR --out {data_dir}"
         )
-    files = list_images(folder)
+    files, problems = [], []
+    for path in list_images(folder):
+        try:
+            check_image_file(path)
+        except ImageReadError as e:
+            problems.append(str(e))
+            logging.warning("skipping %s", e)
+            continue
+        files.append(path)
     if not files:
-        raise ValueError(f"{folder}: no usable images (PNG/JPEG/TIFF/FITS) in the {split} split")
+        detail = f" ({len(problems)} unusable file(s), e.g. {problems[0]})" if problems else ""
+        raise ValueError(f"{folder}: no usable images (PNG/JPEG/TIFF/FITS) in the {split} split{detail}")
     return files
 
 
@@ -50,7 +60,13 @@ def _load_rgb(path: tf.Tensor) -> tf.Tensor:
     """Reads one file as float32 RGB `[H, W, 3]` in [0, 1] (grey is repeated)."""
 
     def _read(p: bytes) -> np.ndarray:
-        image = read_image(p.decode("utf-8"))
+        try:
+            image = read_image(p.decode("utf-8"))
+        except ImageReadError as e:
+            # One corrupt file must not end a long run: it is dropped (see
+            # `_readable`) and named in the log each time it comes round.
+            logging.warning("skipping unreadable training image: %s", e)
+            return np.zeros((0, 0, 3), np.float32)
         if image.shape[-1] == 1:
             image = np.repeat(image, 3, axis=-1)
         return image.astype(np.float32)
@@ -58,6 +74,17 @@ def _load_rgb(path: tf.Tensor) -> tf.Tensor:
     image = tf.numpy_function(_read, [path], tf.float32, stateful=False)
     image.set_shape([None, None, 3])
     return image
+
+
+def _readable(ds: tf.data.Dataset, training: bool) -> tf.data.Dataset:
+    """`(path, seed)` -> `(rgb, seed)`, without the files `_load_rgb` could not read.
+
+    Training repeats here, after the filter: a split where nothing decodes
+    then ends (the trainers say so) instead of filtering forever.
+    """
+    ds = ds.map(lambda p, s: (_load_rgb(p), s), num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.filter(lambda image, s: tf.size(image) > 0)
+    return ds.repeat() if training else ds
 
 
 def _augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -83,8 +110,10 @@ def _files_dataset(paths: Sequence[str], training: bool, seed: int) -> tf.data.D
         raise ValueError("no image files given to the dataset builder")
     ds = tf.data.Dataset.from_tensor_slices(paths)
     if training:
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     # One [2]-int64 stateless seed per element, independent of parallelism.
+    # Training repeats after decoding (see `_readable`), so each epoch pairs
+    # the reshuffled files with the same seed stream: new (file, seed) pairs.
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     return tf.data.Dataset.zip((ds, seeds))
 
@@ -140,9 +169,9 @@ def colorize_dataset(
     Returns:
         Dataset of `(y [B, size, size, 1], uv [B, size, size, 2])` float32.
     """
-    ds = _files_dataset(paths, training, seed)
+    ds = _readable(_files_dataset(paths, training, seed), training)
     ds = ds.map(
-        lambda p, s: colorize_example(_load_rgb(p), size, training, s),
+        lambda image, s: colorize_example(image, size, training, s),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
@@ -202,9 +231,9 @@ def sr_dataset(
     """
     if hr_size % scale:
         raise ValueError(f"hr_size {hr_size} must be a multiple of scale {scale}")
-    ds = _files_dataset(paths, training, seed)
+    ds = _readable(_files_dataset(paths, training, seed), training)
     ds = ds.map(
-        lambda p, s: sr_example(_load_rgb(p), hr_size, scale, training, s),
+        lambda image, s: sr_example(image, hr_size, scale, training, s),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )

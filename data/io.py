@@ -157,6 +157,22 @@ def _check_file(path: str) -> None:
         raise ImageReadError(path, "empty file (0 bytes)")
 
 
+def check_image_file(path: str) -> None:
+    """Cheap checks that need no decoding: a readable, non-empty regular file
+    whose first bytes are PNG, JPEG, TIFF or FITS (gzipped FITS by name).
+
+    Raises:
+        ImageReadError: with the reason.
+    """
+    _check_file(path)
+    if is_fits(path):
+        return
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if _sniff(head) is None:
+        raise ImageReadError(path, "content is not PNG, JPEG, TIFF or FITS")
+
+
 def _channels_last(path: str, a: np.ndarray) -> np.ndarray:
     """Any decoded raster -> `[H, W, 1|3]`, same dtype; alpha composited onto black."""
     if a.ndim == 2:
@@ -185,9 +201,10 @@ def _png_bit_depth(head: bytes) -> int:
 def _read_png16(path: str) -> np.ndarray:
     import png  # pypng: Pillow truncates 16-bit colour PNGs to 8 bits.
 
-    width, height, rows, info = png.Reader(filename=path).asDirect()
-    planes = info["planes"]
-    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
+    with open(path, "rb") as f:
+        width, height, rows, info = png.Reader(file=f).asDirect()
+        planes = info["planes"]
+        arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
     return arr.reshape(height, width, planes)
 
 
@@ -225,7 +242,10 @@ def _read_raster(path: str) -> np.ndarray:
         if _png_bit_depth(head) == 16:
             a = _read_png16(path)
         else:
-            a = np.asarray(iio.imread(path, index=0))
+            # Opened here so the file is closed even when decoding fails (a
+            # decoder's exception would otherwise keep it open until GC).
+            with open(path, "rb") as f:
+                a = np.asarray(iio.imread(f, index=0, extension=os.path.splitext(path)[1].lower() or None))
     except Exception as e:  # decoders raise many types; report them uniformly
         raise ImageReadError(path, f"cannot decode image, file corrupt or truncated ({_one_line(e)})") from e
     if a.size == 0:

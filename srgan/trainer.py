@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from common.training import TrainState, check_finite, load_config, save_config, set_seed
+from common.training import TrainState, check_finite, load_config, next_batch, save_config, set_seed
 from srgan.model import ARCHS, VGG_LAYERS, build_generator
 from srgan.saved_model import export_saved_model
 from srgan.steps import SRGANModels
@@ -211,7 +211,7 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
         dev = (sr_dataset(dev_files, config.hr_size, config.scale, min(config.batch_size, 8), False)
                if dev_files else None)
         # Samples from one fixed dev pair, so they are comparable across steps.
-        sample = next(iter(dev)) if dev is not None else None
+        sample = next(iter(dev), None) if dev is not None else None
         writer = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
         recent: collections.deque = collections.deque(maxlen=HISTORY_KEEP)
         dev_metrics: dict = {}
@@ -224,7 +224,7 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
 
             try:
                 while step < config.steps:
-                    lr, hr = next(data)
+                    lr, hr = next_batch(data, config.data_dir)
                     phase = phase_of(config, step)
                     m.set_learning_rate(learning_rate_at(config, step))
                     out = m.mse_step(lr, hr) if phase == 1 else m.gan_step(lr, hr)

@@ -271,3 +271,38 @@ def test_prepare_over_the_corpus(tmp_path, corpus):
     bad = sum(1 for n, o in expected.items() if o not in ("ok", "at least 2x2") and n != "folder.png")
     assert res.returncode == 1 and f"({bad} error" in res.stdout, res.stdout + res.stderr[-2000:]
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("which", ["colorize", "srgan"])
+def test_training_on_unusable_or_partly_bad_data(tmp_path, real_images, which):
+    """No usable image: a fast, clear error. Some bad ones: skipped with a warning, training goes on."""
+    from colorize.trainer import ColorizeConfig
+    from colorize.trainer import train as train_colorize
+    from srgan.trainer import SRGANConfig
+    from srgan.trainer import train as train_srgan
+
+    def run(data_dir, steps):
+        if which == "colorize":
+            return train_colorize(ColorizeConfig(data_dir=str(data_dir), iterations=steps, batch_size=2, size=32,
+                                                 backbone_weights="none", export=False, tensorboard=False,
+                                                 sample_every=1, eval_every=1000), str(tmp_path / f"w{steps}"))
+        return train_srgan(SRGANConfig(data_dir=str(data_dir), num_blocks=1, filters=8, hr_size=32, batch_size=2,
+                                       init_steps=steps, steps=steps, vgg_layer="conv2_2", vgg_weights="none",
+                                       eval_every=1000, sample_every=1, log_every=1000), str(tmp_path / f"w{steps}"))
+
+    bad = tmp_path / "bad"
+    (bad / "train").mkdir(parents=True)
+    (bad / "train" / "notes.png").write_text("not an image")
+    (bad / "train" / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no usable images .*2 unusable file"):
+        run(bad, 2)
+    # Files that look right but do not decode get past the cheap check; training still says why it stops.
+    png = open(real_images[0], "rb").read()
+    for name in ("notes.png", "empty.png"):
+        (bad / "train" / name).write_bytes(png[:200])
+    with pytest.raises(ValueError, match="no training image could be decoded"):
+        run(bad, 2)
+    # One good image among them: the bad ones are skipped and training runs.
+    shutil.copy(real_images[1], bad / "train" / "good.png")
+    result = run(bad, 3)
+    assert result.step == 3
