@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import sys
 
 import numpy as np
 
@@ -75,3 +76,27 @@ def make_corpus(folder: str, good_png: str, good_fits: str, palette_png: str, rg
     os.mkdir(path("folder.png"))
     out["folder.png"] = "is a directory"
     return out
+
+
+def main(argv: list[str]) -> int:
+    """`python tests/bad_corpus.py OUT_DIR`: writes the corpus from the committed fixtures and lists it."""
+    import glob
+    import json
+
+    if len(argv) != 2:
+        print("usage: python tests/bad_corpus.py OUT_DIR", file=sys.stderr)
+        return 2
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+    if os.path.lexists(argv[1]) and [n for n in os.listdir(argv[1]) if n not in ("README.md", ".gitignore")]:
+        print(f"{argv[1]} is not empty; remove the generated files first", file=sys.stderr)
+        return 1
+    good_png = sorted(glob.glob(os.path.join(data, "images", "*.png")))[0]
+    outcomes = make_corpus(argv[1], good_png, os.path.join(data, "formats", "m51.fits.gz"),
+                           os.path.join(data, "formats", "palette_p33423.png"),
+                           os.path.join(data, "formats", "rgba_u1810.png"))
+    print(json.dumps(outcomes, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
