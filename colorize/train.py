@@ -44,6 +44,10 @@ flags.DEFINE_integer("max_to_keep", 5, "Recent checkpoints kept.")
 flags.DEFINE_boolean("keep_best", True, "Also keep the weights with the lowest dev loss (workdir/ckpt_best).")
 flags.DEFINE_boolean("export", True, "Export a SavedModel to workdir/export at the end.")
 flags.DEFINE_string("export_dir", "", "Also export there at the end (e.g. checkpoints/colorize; replaced).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "tf.distribute strategy: default (one device), mirrored (all GPUs of this host, else all logical CPUs), "
+                  "multi_worker (MultiWorkerMirroredStrategy across hosts, from the TF_CONFIG environment variable). "
+                  "--batch_size is the global batch, split evenly across replicas. See README 'Scaling out'.")
 flags.DEFINE_boolean("tensorboard", True, "Write TensorBoard logs to workdir/tensorboard.")
 flags.DEFINE_boolean("progress", None, "Show a progress bar (default: when stderr is a terminal).")
 

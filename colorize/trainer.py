@@ -37,6 +37,9 @@ from colorize.saved_model import export_colorizer
 from common.summaries import write_image, write_scalars
 from common.training import (TrainState, atomic_write_bytes, check_finite, load_config, next_batch, save_config,
                              set_seed)
+from common.distribute import (STRATEGIES, check_batch, checkpoint_dir, distribute_dataset, distributed_step,
+                               is_chief, make_strategy, remove_scratch, replica_loss, replicas,
+                               synchronize_batch_norm)
 from data.colour import UV_OFFSET, yuv_to_rgb
 from data.datasets import colorize_dataset, split_files
 from data.io import write_png
@@ -70,6 +73,7 @@ class ColorizeConfig:
     export_dir: str = ""
     tensorboard: bool = True
     progress: Optional[bool] = None  # None: a bar when stderr is a terminal
+    strategy: str = "default"  # tf.distribute: default | mirrored | multi_worker
 
 
 # Fields whose change makes an existing checkpoint a different model.
@@ -77,7 +81,7 @@ _MODEL_FIELDS = ("freeze_backbone",)
 # Fields a resumed run may change without changing what is learned.
 _BOOKKEEPING_FIELDS = (
     "iterations", "log_every", "sample_every", "num_samples", "eval_every", "eval_images", "checkpoint_every",
-    "max_to_keep", "keep_best", "export", "export_dir", "tensorboard", "progress",
+    "max_to_keep", "keep_best", "export", "export_dir", "tensorboard", "progress", "strategy",
 )
 
 
@@ -114,6 +118,8 @@ def validate(config: ColorizeConfig) -> None:
         raise ValueError("low_saturation_weight must be >= 0")
     if not config.learning_rate > 0:
         raise ValueError("learning_rate must be positive")
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {config.strategy!r}; choose from {STRATEGIES}")
 
 
 def make_optimizer(config: ColorizeConfig):
@@ -170,41 +176,55 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
             good checkpoint is kept).
     """
     validate(config)
+    strategy = make_strategy(config.strategy)
+    check_batch(strategy, config.batch_size)
+    chief = is_chief(strategy)
     os.makedirs(workdir, exist_ok=True)
     set_seed(config.seed)
     train_files = split_files(config.data_dir, "train")
-    dev_files = _dev_files(config)
+    dev_files = _dev_files(config) if chief else []
     ckpt_dir = os.path.join(workdir, "ckpt")
     resuming = tf.train.latest_checkpoint(ckpt_dir) is not None
     if resuming:
         _warn_config_changes(workdir, config)
-    save_config(config, workdir)
+    if chief:
+        save_config(config, workdir)
+    if replicas(strategy) > 1:
+        logging.info("%s strategy: %d replicas, %d images each per step", config.strategy, replicas(strategy),
+                     config.batch_size // replicas(strategy))
 
-    # A resumed run gets every weight from the checkpoint; do not fetch ImageNet again.
-    model = build_colorizer(None if resuming else config.backbone_weights, config.freeze_backbone)
+    with strategy.scope():
+        # A resumed run gets every weight from the checkpoint; do not fetch ImageNet again.
+        model = build_colorizer(None if resuming else config.backbone_weights, config.freeze_backbone)
+        if config.strategy != "default":
+            synchronize_batch_norm(model)
+        optimizer = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
     if config.backbone_weights in (None, "none") and config.freeze_backbone and not resuming:
         logging.warning("the backbone is random AND frozen: only the decoder learns (fine for tests, not for results)")
-    optimizer = make_optimizer(config)
-    optimizer.build(model.trainable_variables)
-    state = TrainState(ckpt_dir, max_to_keep=config.max_to_keep, model=model, optimizer=optimizer)
+    state = TrainState(checkpoint_dir(strategy, ckpt_dir), max_to_keep=config.max_to_keep, restore_from=ckpt_dir,
+                       model=model, optimizer=optimizer)
     start = state.restore()
     # The checkpoint holds the optimiser's learning rate too; the config's wins.
     optimizer.learning_rate = config.learning_rate
-    best = TrainState(os.path.join(workdir, "ckpt_best"), max_to_keep=1, model=model) if config.keep_best else None
+    best = (TrainState(os.path.join(workdir, "ckpt_best"), max_to_keep=1, model=model)
+            if config.keep_best and chief else None)
     best_loss = _read_best(workdir)
     if resuming:
         logging.info("resumed from %s at step %d (optimizer iterations %d)", state.latest, start, int(optimizer.iterations.numpy()))
 
     loss_weight = float(config.low_saturation_weight)
 
-    @tf.function
-    def train_step(y, uv):
+    def replica_step(y, uv):
         with tf.GradientTape() as tape:
             pred = model(y, training=True)
             loss = colorize_loss(uv, pred, loss_weight)
-        grads = tape.gradient(loss, model.trainable_variables)
+            scaled = replica_loss(loss)
+        grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+        return {"loss": loss}
+
+    train_step = distributed_step(strategy, replica_step)
 
     @tf.function(reduce_retracing=True)
     def eval_step(y, uv):
@@ -222,7 +242,8 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
     sample_files = (dev_files or train_files)[: config.num_samples]
     # None when none of the sample files decodes: no sample sheets then.
     sample_batch = next(iter(colorize_dataset(sample_files, config.size, len(sample_files), training=False)), None)
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if config.tensorboard else None
+    writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+              if config.tensorboard and chief else None)
 
     def evaluate(step: int) -> dict:
         totals, count = {}, 0
@@ -239,7 +260,7 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
         return result
 
     def save_samples(step: int) -> None:
-        if sample_batch is None:
+        if sample_batch is None or not chief:
             return
         y, uv = sample_batch
         _, pred = eval_step(y, uv)
@@ -254,16 +275,17 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
     losses, dev = [], {}
     step = start
     if start < config.iterations:
-        ds = colorize_dataset(train_files, config.size, config.batch_size, training=True, seed=config.seed + start)
+        ds = distribute_dataset(strategy, colorize_dataset(train_files, config.size, config.batch_size,
+                                                           training=True, seed=config.seed + start))
         show = sys.stderr.isatty() if config.progress is None else config.progress
-        bar = tqdm(total=config.iterations, initial=start, unit="it", desc="colorize", disable=not show)
+        bar = tqdm(total=config.iterations, initial=start, unit="it", desc="colorize", disable=not (show and chief))
         window, window_time, timed = [], 0.0, 0
         it = iter(ds)
         try:
             while step < config.iterations:
                 t0 = time.perf_counter()
                 y, uv = next_batch(it, config.data_dir)
-                loss = float(train_step(y, uv))
+                loss = float(train_step(y, uv)["loss"])
                 if step > start:  # the first step includes tracing; not a speed
                     window_time += time.perf_counter() - t0
                     timed += 1
@@ -305,8 +327,9 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
     else:
         logging.info("nothing to do: the checkpoint is at step %d >= iterations %d", start, config.iterations)
 
+    remove_scratch(strategy, ckpt_dir)
     exported = []
-    if config.export:
+    if config.export and chief:
         meta = dataclasses.asdict(config)
         targets = [os.path.join(workdir, "export")] + ([config.export_dir] if config.export_dir else [])
         for target in targets:

@@ -127,15 +127,20 @@ class TrainState:
     Args:
         directory: where checkpoints go (created if missing).
         max_to_keep: how many recent checkpoints to keep.
+        restore_from: where `restore` looks (default `directory`); a
+            non-chief distributed worker saves to scratch but resumes from
+            the chief's checkpoints (see `common.distribute`).
         **trackables: models, optimisers and variables to save, by name.
     """
 
-    def __init__(self, directory: str, max_to_keep: int = 3, **trackables: Any) -> None:
+    def __init__(self, directory: str, max_to_keep: int = 3, restore_from: str | None = None,
+                 **trackables: Any) -> None:
         import tensorflow as tf
 
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
+        self.restore_from = restore_from
 
     def restore(self) -> int:
         """Restores the latest checkpoint if there is one.
@@ -147,7 +152,9 @@ class TrainState:
         Returns:
             The restored step (0 when starting fresh).
         """
-        latest = self.manager.latest_checkpoint
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(self.restore_from) if self.restore_from else self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.step.numpy())

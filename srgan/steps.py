@@ -12,11 +12,12 @@ a new loss, as a separate SRResNet -> SRGAN run would.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import keras
 import tensorflow as tf
 
+from common.distribute import distributed_step, replica_loss, synchronize_batch_norm
 from srgan import losses
 from srgan.model import build_discriminator, build_generator, build_vgg_features
 
@@ -31,19 +32,27 @@ class SRGANModels:
             mixed-precision policy must already be set when it is built.
     """
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, strategy: Optional[tf.distribute.Strategy] = None) -> None:
         self.config = config
-        self.generator = build_generator(config.num_blocks, config.filters, config.scale, config.arch)
-        self.discriminator = build_discriminator(config.hr_size)
-        self.vgg = build_vgg_features(config.vgg_layer, None if config.vgg_weights == "none" else config.vgg_weights)
-        self.g_init_opt, self.g_opt, self.d_opt = self._adam(), self._adam(), self._adam()
-        # Slot variables must exist before a checkpoint restore, or Adam's
-        # moments would silently restart from zero on resume.
-        self.g_init_opt.build(self.generator.trainable_variables)
-        self.g_opt.build(self.generator.trainable_variables)
-        self.d_opt.build(self.discriminator.trainable_variables)
-        self.mse_step = tf.function(self._mse_step, jit_compile=config.jit_compile)
-        self.gan_step = tf.function(self._gan_step, jit_compile=config.jit_compile)
+        strategy = strategy or tf.distribute.get_strategy()
+        with strategy.scope():
+            self.generator = build_generator(config.num_blocks, config.filters, config.scale, config.arch)
+            self.discriminator = build_discriminator(config.hr_size)
+            self.vgg = build_vgg_features(config.vgg_layer,
+                                          None if config.vgg_weights == "none" else config.vgg_weights)
+            self.g_init_opt, self.g_opt, self.d_opt = self._adam(), self._adam(), self._adam()
+            # Slot variables must exist before a checkpoint restore, or Adam's
+            # moments would silently restart from zero on resume.
+            self.g_init_opt.build(self.generator.trainable_variables)
+            self.g_opt.build(self.generator.trainable_variables)
+            self.d_opt.build(self.discriminator.trainable_variables)
+        if getattr(config, "strategy", "default") != "default":
+            synchronize_batch_norm(self.generator)
+            synchronize_batch_norm(self.discriminator)
+        # Each replica's losses are its batch means; `replica_loss` scales the
+        # gradients so their cross-replica sum is the global batch's.
+        self.mse_step = distributed_step(strategy, self._mse_step, config.jit_compile)
+        self.gan_step = distributed_step(strategy, self._gan_step, config.jit_compile)
 
     def _adam(self) -> keras.optimizers.Optimizer:
         opt = keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1)
@@ -73,7 +82,7 @@ class SRGANModels:
             loss = losses.pixel_mse(hr, sr)
             # Inside the tape, or the loss scale would not reach the gradients
             # (a plain optimizer's scale_loss is the identity).
-            scaled = self.g_init_opt.scale_loss(loss)
+            scaled = self.g_init_opt.scale_loss(replica_loss(loss))
         self._apply(self.g_init_opt, tape, scaled, g_vars)
         return {"mse": loss}
 
@@ -86,7 +95,7 @@ class SRGANModels:
             d_loss = losses.discriminator_loss(
                 self.discriminator(hr, training=True), self.discriminator(sr, training=True)
             )
-            d_scaled = self.d_opt.scale_loss(d_loss)
+            d_scaled = self.d_opt.scale_loss(replica_loss(d_loss))
         self._apply(self.d_opt, d_tape, d_scaled, d_vars)
         with tf.GradientTape() as g_tape:
             sr = self.generator(lr, training=True)
@@ -95,7 +104,7 @@ class SRGANModels:
                 adversarial_weight=c.adversarial_weight, content_weight=c.content_weight,
                 pixel_weight=c.pixel_weight,
             )
-            g_scaled = self.g_opt.scale_loss(parts["total"])
+            g_scaled = self.g_opt.scale_loss(replica_loss(parts["total"]))
         self._apply(self.g_opt, g_tape, g_scaled, g_vars)
         return {"d": d_loss, "g": parts["total"], "content": parts["content"],
                 "adversarial": parts["adversarial"], "mse": parts["pixel"]}

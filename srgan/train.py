@@ -63,6 +63,10 @@ flags.DEFINE_string("init_generator", "",
                     "Start a new run's generator from an exported SR SavedModel with the same num_blocks/filters/"
                     "scale/arch (e.g. checkpoints/srgan with --init_steps 0: phase 2 only, fine-tuning a trained "
                     "SRResNet as tensorlayer/srgan does after its init epochs). Ignored when resuming.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "tf.distribute strategy: default (one device), mirrored (all GPUs of this host, else all logical CPUs), "
+                  "multi_worker (MultiWorkerMirroredStrategy across hosts, from the TF_CONFIG environment variable). "
+                  "--batch_size is the global batch, split evenly across replicas. See README 'Scaling out'.")
 flags.DEFINE_boolean("jit_compile", False, "Compile the train steps with XLA (faster on GPU; first step slower).")
 
 

@@ -33,6 +33,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from common.distribute import (STRATEGIES, check_batch, checkpoint_dir, distribute_dataset, is_chief,
+                               make_strategy, remove_scratch)
 from common.training import TrainState, check_finite, load_config, next_batch, save_config, set_seed
 from srgan.model import ARCHS, VGG_LAYERS, build_generator
 from srgan.saved_model import export_saved_model
@@ -79,6 +81,7 @@ class SRGANConfig:
     mixed_precision: str = "none"
     jit_compile: bool = False
     init_generator: str = ""
+    strategy: str = "default"
 
 
 @dataclasses.dataclass
@@ -106,6 +109,8 @@ def validate(config: SRGANConfig) -> None:
     for name in ("batch_size", "decay_every", "eval_every", "sample_every", "checkpoint_every", "log_every"):
         if getattr(config, name) <= 0:
             raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {config.strategy!r}; choose from {STRATEGIES}")
     if config.mixed_precision not in ("none", "mixed_float16", "mixed_bfloat16"):
         raise ValueError(f"unknown mixed_precision {config.mixed_precision!r}")
 
@@ -181,6 +186,9 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
     from data.io import write_png
 
     validate(config)
+    strategy = make_strategy(config.strategy)
+    check_batch(strategy, config.batch_size)
+    chief = is_chief(strategy)
     os.makedirs(workdir, exist_ok=True)
     _check_resumable(config, workdir)
     policy_before = keras.mixed_precision.global_policy().name
@@ -190,34 +198,38 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
         set_seed(config.seed)
         train_files = split_files(config.data_dir, "train")
         try:
-            dev_files = split_files(config.data_dir, "dev")[: config.eval_images]
+            dev_files = split_files(config.data_dir, "dev")[: config.eval_images] if chief else []
         except ValueError:
             logging.warning("no dev images in %s/dev: no PSNR/SSIM during training", config.data_dir)
             dev_files = []
-        m = SRGANModels(config)
-        state = TrainState(os.path.join(workdir, "ckpt"), **m.trackables())
-        mse_state = TrainState(os.path.join(workdir, "ckpt_mse"), max_to_keep=1, generator=m.generator)
+        m = SRGANModels(config, strategy)
+        ckpt_dir, mse_dir = os.path.join(workdir, "ckpt"), os.path.join(workdir, "ckpt_mse")
+        state = TrainState(checkpoint_dir(strategy, ckpt_dir), restore_from=ckpt_dir, **m.trackables())
+        mse_state = TrainState(checkpoint_dir(strategy, mse_dir), max_to_keep=1, restore_from=mse_dir,
+                               generator=m.generator)
         start = state.restore()
         if not start and config.init_generator:
             load_generator_weights(m.generator, config.init_generator,
                                    {k: getattr(config, k) for k in ("num_blocks", "filters", "scale", "arch")})
             logging.info("generator initialised from %s", config.init_generator)
-        save_config(config, workdir)
+        if chief:
+            save_config(config, workdir)
         if start:
             logging.info("resumed from %s at step %d (phase %d)", state.latest, start, phase_of(config, start))
         # A resumed run must not replay the batches it already saw.
-        data = iter(sr_dataset(train_files, config.hr_size, config.scale, config.batch_size, True,
-                               config.seed + start))
+        data = iter(distribute_dataset(strategy, sr_dataset(train_files, config.hr_size, config.scale,
+                                                            config.batch_size, True, config.seed + start)))
         dev = (sr_dataset(dev_files, config.hr_size, config.scale, min(config.batch_size, 8), False)
                if dev_files else None)
         # Samples from one fixed dev pair, so they are comparable across steps.
         sample = next(iter(dev), None) if dev is not None else None
-        writer = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+        # Only the chief writes logs, samples and exports (`common.distribute`).
+        writer = tf.summary.create_file_writer(os.path.join(workdir, "tb")) if chief else tf.summary.create_noop_writer()
         recent: collections.deque = collections.deque(maxlen=HISTORY_KEEP)
         dev_metrics: dict = {}
         step = start
         t_last, step_last = time.perf_counter(), step
-        with open(os.path.join(workdir, "history.jsonl"), "a", encoding="utf-8") as hist:
+        with open(os.path.join(workdir, "history.jsonl") if chief else os.devnull, "a", encoding="utf-8") as hist:
             def record(entry: dict) -> None:
                 hist.write(json.dumps(entry) + "\n")
                 hist.flush()
@@ -247,7 +259,9 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
                         logging.info("step %d dev %s", step, " ".join(f"{k}={v:.4f}" for k, v in dev_metrics.items()))
                         record({"step": step, "phase": phase, **{f"dev_{k}": v for k, v in dev_metrics.items()}})
                         write_scalars(writer, {f"dev/{k}": v for k, v in dev_metrics.items()}, step)
-                    if step % config.sample_every == 0:
+                    # Without a dev pair, the sample is the training batch: not when it is split across replicas.
+                    if step % config.sample_every == 0 and chief and (
+                            sample is not None or not isinstance(lr, tf.distribute.DistributedValues)):
                         strip = _sample_strip(m.generator, *(sample or (lr, hr)))
                         write_png(os.path.join(workdir, "samples", f"step_{step:08d}.png"), strip)
                         write_image(writer, "samples/bicubic_sr_hr", strip, step)
@@ -256,8 +270,9 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
                         # written before the main checkpoint so a crash in
                         # between redoes this, not skips it.
                         mse_state.save(step)
-                        export_saved_model(m.generator, os.path.join(workdir, "export_mse"), _meta(config),
-                                           overwrite=True, steps_trained=step, phase="mse")
+                        if chief:
+                            export_saved_model(m.generator, os.path.join(workdir, "export_mse"), _meta(config),
+                                               overwrite=True, steps_trained=step, phase="mse")
                         state.save(step)
                     elif step % config.checkpoint_every == 0:
                         state.save(step)
@@ -267,8 +282,10 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
                 raise
         if state.latest is None or not state.latest.endswith(f"-{step}"):
             state.save(step)
-        export_saved_model(m.generator, os.path.join(workdir, "export"), _meta(config), overwrite=True,
-                           steps_trained=step, phase="mse" if step <= config.init_steps else "gan")
+        remove_scratch(strategy, ckpt_dir)
+        if chief:
+            export_saved_model(m.generator, os.path.join(workdir, "export"), _meta(config), overwrite=True,
+                               steps_trained=step, phase="mse" if step <= config.init_steps else "gan")
         writer.flush()
         return TrainResult(step=step, history=list(recent), dev=dev_metrics)
     finally:
