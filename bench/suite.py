@@ -126,6 +126,11 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
              lambda im: default.run(im[None]), flops_default),
             ("paper generator (16x64)", lambda im: paper_fn(tf.constant(im[None])).numpy(), flops_paper),
         ]
+        # The pipeline's --precision / --jit_compile options on the default generator (before/after).
+        for precision, jit in (("float32", True), ("mixed_bfloat16", False)):
+            variant = load_model(os.path.join(ROOT, "checkpoints", "srgan"), "srgan", precision, jit)
+            label = f"default generator, --precision {precision}" + (" --jit_compile" if jit else "")
+            methods.append((label, lambda im, m=variant: m.run(im[None]), flops_default))
         for label, fn, flops in methods:
             secs = _median(lambda: [fn(im) for im in images], repeats)
             row = {"what": label, "s_per_output_mp": secs / out_mp}

@@ -119,6 +119,38 @@ def plan_jobs(
     return jobs
 
 
+def iter_loaded(batches: Iterable[list], size: int, workers: int = 2) -> Iterator[tuple[list, list]]:
+    """Decodes the next batch of inputs in background threads while the caller computes on this one.
+
+    Args:
+        batches: lists of `Job`s.
+        size: working size for `load_grey`.
+        workers: decoding threads (PIL, imageio and astropy release the GIL
+            for much of their work).
+
+    Yields:
+        (the batch, per job either `(grey, was_colour)` or the `ImageReadError`
+        that reading it raised), in order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(path: str):
+        try:
+            return load_grey(path, size)
+        except ImageReadError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        pending = None
+        for batch in batches:
+            futures = [pool.submit(load, job.source) for job in batch]
+            if pending is not None:
+                yield pending[0], [f.result() for f in pending[1]]
+            pending = (batch, futures)
+        if pending is not None:
+            yield pending[0], [f.result() for f in pending[1]]
+
+
 def batched(items: Iterable, size: int) -> Iterator[list]:
     """Consecutive lists of at most `size` items."""
     batch = []

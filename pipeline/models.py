@@ -69,16 +69,67 @@ class LoadedModel:
         return np.asarray(out[self.output_key])
 
 
-def load_model(path: str, kind: str) -> LoadedModel:
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bool = False) -> LoadedModel:
     """Loads a SavedModel written by `colorize.export` or `srgan.export`.
 
     Args:
         path: the export folder (holds `saved_model.pb` and `config.json`).
         kind: `colorize` (input `grey`, output `rgb`) or `srgan` (input `lr`, output `sr`).
+        precision: for an SR generator of this project: `float32` runs the
+            SavedModel's own graph; `mixed_float16` / `mixed_bfloat16` rebuild
+            the generator from `config.json` under that Keras policy and load
+            the SavedModel's weights into it (GPUs; bfloat16 also on CPUs
+            with AVX512-BF16/AMX). The output is float32 either way.
+        jit_compile: compile the (rebuilt) SR generator with XLA.
 
     Raises:
-        ModelLoadError: the folder is missing, is not a SavedModel, or lacks the signature.
+        ModelLoadError: the folder is missing, is not a SavedModel, or lacks
+            the signature; or a precision/XLA request it cannot honour.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
+    loaded = _load(path, kind)
+    if precision == "float32" and not jit_compile:
+        return loaded
+    if kind != "srgan" or not {"num_blocks", "filters"} <= set(loaded.config):
+        raise ModelLoadError(f"{path}: --precision/--jit_compile need an SR generator exported by srgan.export "
+                             "(its config.json names the architecture)")
+    return _rebuild_generator(loaded, precision, jit_compile)
+
+
+def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -> LoadedModel:
+    """The exported generator rebuilt as Keras layers under `precision`, weights from the SavedModel."""
+    import keras
+
+    from srgan.model import build_generator
+    from srgan.trainer import load_generator_weights
+
+    cfg = loaded.config
+    policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("float32" if precision == "float32" else precision)
+    try:
+        with tf.device(device_name()):
+            model = build_generator(cfg["num_blocks"], cfg["filters"], cfg.get("scale", 4), cfg.get("arch", "srresnet"))
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        load_generator_weights(model, loaded.path)
+    except (ValueError, FileNotFoundError) as e:
+        raise ModelLoadError(str(e)) from e
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def fn(lr):
+        sr = model(tf.clip_by_value(lr, 0.0, 1.0), training=False)
+        return {"sr": tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)}
+
+    config = dict(cfg, precision=precision, jit_compile=jit_compile)
+    return LoadedModel(path=loaded.path, config=config, fn=fn, output_key="sr", input_key="lr", _module=model)
+
+
+def _load(path: str, kind: str) -> LoadedModel:
     keys = {"colorize": ("grey", "rgb"), "srgan": ("lr", "sr")}
     if kind not in keys:
         raise ValueError(f"unknown model kind {kind!r}")

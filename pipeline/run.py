@@ -42,6 +42,10 @@ flags.DEFINE_boolean("residual_map", False, "full mode with --report: also write
 flags.DEFINE_enum("stretch", "asinh", ["asinh", "linear", "sqrt", "log"], "Stretch for FITS input.")
 flags.DEFINE_enum("interval", "percentile", ["percentile", "zscale", "minmax"], "Interval for FITS input.")
 flags.DEFINE_float("percentile", 99.5, "Central percentage kept by the percentile interval.")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
+                  "SR generator precision: float32 runs the exported graph; mixed_* rebuild the generator under "
+                  "that Keras policy (GPUs; measured slower on our 2-core CPU, see bench/).")
+flags.DEFINE_boolean("jit_compile", False, "Compile the SR generator with XLA (rebuilds it; see --precision).")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -53,6 +57,7 @@ def main(argv: Sequence[str]) -> int:
         srgan_model=FLAGS.srgan_model, size=FLAGS.size, batch_size=FLAGS.batch_size,
         recursive=FLAGS.recursive, skip_existing=FLAGS.skip_existing,
         save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress, mode=FLAGS.mode,
+        precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
     )
     if FLAGS.mode == "full":
         from pipeline.full import FullOptions

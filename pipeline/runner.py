@@ -67,6 +67,8 @@ class RunConfig:
     progress: Optional[bool] = None
     mode: str = "faithful"
     full: Optional[object] = None  # pipeline.full.FullOptions in full mode
+    precision: str = "float32"  # SR generator: float32 | mixed_float16 | mixed_bfloat16
+    jit_compile: bool = False  # SR generator compiled with XLA
 
 
 @dataclasses.dataclass
@@ -97,7 +99,7 @@ def run(config: RunConfig, log=print) -> RunResult:
     from tqdm import tqdm
 
     from data.io import ImageReadError, write_png
-    from pipeline.inference import batched, collect_inputs, colourise_and_upscale, load_grey, plan_jobs
+    from pipeline.inference import batched, collect_inputs, colourise_and_upscale, iter_loaded, plan_jobs
     from pipeline.models import describe_device, load_model, model_scale
 
     if config.size % 16:
@@ -109,7 +111,7 @@ def run(config: RunConfig, log=print) -> RunResult:
         return result
     check_output_folder(config.output)
     colorizer = load_model(config.colorize_model, "colorize")
-    upscaler = load_model(config.srgan_model, "srgan")
+    upscaler = load_model(config.srgan_model, "srgan", config.precision, config.jit_compile)
     scale = model_scale(upscaler)
     log(f"device: {describe_device()}")
     log(f"colouriser: {colorizer.description}")
@@ -144,18 +146,18 @@ def run(config: RunConfig, log=print) -> RunResult:
     start = time.perf_counter()
     colour_notes = 0
     stopped = False
-    for batch in batched(todo, max(1, config.batch_size)):
+    # Decoding of the next batch overlaps this batch's compute (`iter_loaded`).
+    for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size):
         if stopped:
             break
         ready, greys = [], []
-        for job in batch:
-            try:
-                grey, was_colour = load_grey(job.source, config.size)
-            except ImageReadError as e:
-                result.failed.append((job.source, e.reason))
-                log(f"error: {e}")
+        for job, item in zip(batch, loaded):
+            if isinstance(item, ImageReadError):
+                result.failed.append((job.source, item.reason))
+                log(f"error: {item}")
                 bar.update(1)
                 continue
+            grey, was_colour = item
             colour_notes += was_colour
             ready.append(job)
             greys.append(grey)

@@ -144,3 +144,22 @@ def test_tiled_equals_untiled_on_512(tmp_path, real_images, tiny_exports):
     whole = np.clip(sr.run(img[None])[0], 0, 1)
     tiled = upscale_tiled(img, lambda t: sr.run(t[None])[0], 4, tile=160, overlap=48)
     assert np.abs(tiled - whole).max() < 2 / 255
+
+
+def test_precision_and_xla_rebuild_the_same_generator(tmp_path, inputs, tiny_exports):
+    from pipeline.models import ModelLoadError, load_model
+
+    lr = np.random.default_rng(1).random((2, 12, 10, 3), dtype=np.float32)
+    graph = load_model(tiny_exports["srgan"], "srgan").run(lr)
+    rebuilt = load_model(tiny_exports["srgan"], "srgan", "float32", jit_compile=True)
+    assert rebuilt.config["jit_compile"] is True
+    np.testing.assert_allclose(rebuilt.run(lr), graph, atol=1e-5)
+    bf16 = load_model(tiny_exports["srgan"], "srgan", "mixed_bfloat16").run(lr)
+    assert bf16.dtype == np.float32 and bf16.shape == graph.shape
+    assert 0 < np.abs(bf16 - graph).max() < 0.05  # bfloat16 has 8 bits of mantissa
+    with pytest.raises(ModelLoadError, match="need an SR generator"):
+        load_model(tiny_exports["colorize"], "colorize", "mixed_bfloat16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        load_model(tiny_exports["srgan"], "srgan", "float64")
+    result = run(_config(inputs, tmp_path / "o", tiny_exports, precision="mixed_bfloat16"))
+    assert len(result.written) == 3 and not result.failed
