@@ -52,3 +52,16 @@ def tiny_exports(tmp_path_factory) -> dict:
     srgan_dir = export_saved_model(generator, str(root / "srgan"), {"num_blocks": 1, "filters": 8, "scale": 4,
                                                                     "trained": False})
     return {"colorize": colorize_dir, "srgan": srgan_dir}
+
+
+@pytest.fixture()
+def corpus(tmp_path, data_dir, real_images, m51_fits):
+    """The bad-input corpus (`tests/bad_corpus.py`) in a fresh folder: (folder, {name: expected outcome})."""
+    from bad_corpus import make_corpus
+
+    folder = tmp_path / "corpus"
+    expected = make_corpus(
+        str(folder), real_images[0], m51_fits,
+        os.path.join(data_dir, "formats", "palette_p33423.png"), os.path.join(data_dir, "formats", "rgba_u1810.png"),
+    )
+    return folder, expected

@@ -4,17 +4,8 @@ import os
 
 import pytest
 
-from bad_corpus import make_corpus
 
 
-@pytest.fixture()
-def corpus(tmp_path, data_dir, real_images, m51_fits):
-    folder = tmp_path / "corpus"
-    expected = make_corpus(
-        str(folder), real_images[0], m51_fits,
-        os.path.join(data_dir, "formats", "palette_p33423.png"), os.path.join(data_dir, "formats", "rgba_u1810.png"),
-    )
-    return folder, expected
 
 
 def _hashes(folder):

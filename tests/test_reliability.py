@@ -5,7 +5,6 @@ flags are process-global). The kill step is random; its seed is printed so a
 failure can be replayed with KILL_SEED=<seed>.
 """
 import errno
-import glob
 import hashlib
 import os
 import random
@@ -19,7 +18,6 @@ import time
 import numpy as np
 import pytest
 
-from bad_corpus import make_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = int(os.environ.get("KILL_SEED", random.SystemRandom().randrange(10**6)))
@@ -234,22 +232,14 @@ def test_disk_full_stops_the_run_and_leaves_no_partial_file(tmp_path, frames, ti
     assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in result.written)  # no temp file left
 
 
-@pytest.fixture()
-def corpus(tmp_path, data_dir, real_images, m51_fits):
-    folder = tmp_path / "corpus"
-    expected = make_corpus(
-        str(folder), real_images[0], m51_fits,
-        os.path.join(data_dir, "formats", "palette_p33423.png"), os.path.join(data_dir, "formats", "rgba_u1810.png"),
-    )
-    shutil.copy(real_images[2], folder / "good.png")
-    expected["good.png"] = "ok"
-    return folder, expected
 
 
-def test_prepare_over_the_corpus(tmp_path, corpus):
+def test_prepare_over_the_corpus(tmp_path, corpus, real_images):
     from data.preparation import PrepareConfig, prepare
 
     folder, expected = corpus
+    shutil.copy(real_images[2], folder / "good.png")
+    expected["good.png"] = "ok"
     before = _hashes(folder)
     manifest = prepare(PrepareConfig(src=str(folder), out=str(tmp_path / "tiles"), tile_width=64, tile_height=64,
                                      min_policy="keep"), progress=False)
