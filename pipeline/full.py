@@ -106,9 +106,12 @@ def stream_bands(
     overlap: int,
     meter: Optional[_FidelityMeter] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    upscale_batch: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    batch_size: int = 1,
 ) -> Iterator[np.ndarray]:
     """Yields output row bands `[rows, scale*W, 3]`, top to bottom, measuring fidelity on the way."""
-    for top, end, rows in iter_upscaled_bands(frame, upscale, scale, tile, overlap, progress):
+    for top, end, rows in iter_upscaled_bands(frame, upscale, scale, tile, overlap, progress,
+                                              upscale_batch=upscale_batch, batch_size=batch_size):
         if meter is not None:
             lr = frame[top:end, :]
             meter.add(lr, np.asarray(frame.grey[top:end], np.float32), rows, top)
@@ -169,6 +172,7 @@ class FullOptions:
     stretch: str = "asinh"
     interval: str = "percentile"
     percentile: float = 99.5
+    tile_batch: int = 4  # tiles of a band upscaled per model call
 
 
 def output_extension(options: FullOptions) -> str:
@@ -210,7 +214,8 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
         return upscaler.run(tile[None])[0]
 
     meter = _FidelityMeter(scale, (h, w, 1) if options.residual_map else None) if options.report else None
-    bands = stream_bands(frame, upscale, scale, options.tile, options.tile_overlap, meter, progress)
+    bands = stream_bands(frame, upscale, scale, options.tile, options.tile_overlap, meter, progress,
+                         upscale_batch=upscaler.run, batch_size=options.tile_batch)
     if options.output_format == "fits":
         history = [
             "astro-colorize-sr: chroma predicted at %dx%d, put on the full-resolution luminance;" % (

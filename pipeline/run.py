@@ -22,7 +22,7 @@ flags.DEFINE_string("output", "out", "Folder for the results (created if missing
 flags.DEFINE_string("colorize_model", "checkpoints/colorize", "Exported colouriser SavedModel folder.")
 flags.DEFINE_string("srgan_model", "checkpoints/srgan", "Exported SR generator SavedModel folder.")
 flags.DEFINE_integer("size", 224, "Working size of the colouriser (paper sec. 5.2: 224; a multiple of 16).")
-flags.DEFINE_integer("batch_size", 4, "Images per model call.")
+flags.DEFINE_integer("batch_size", 4, "Images per model call (full mode: tiles of a band per model call).")
 flags.DEFINE_boolean("recursive", False, "Also process images in sub-folders of --input.")
 flags.DEFINE_boolean("skip_existing", False, "Skip inputs whose output already exists (resume a killed run).")
 flags.DEFINE_boolean("save_intermediate", False, "Also write the 224x224 colour stage as <name>_colour224.png.")
@@ -64,6 +64,7 @@ def main(argv: Sequence[str]) -> int:
 
         config = dataclasses.replace(config, full=FullOptions(
             size=FLAGS.size, tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, output_format=FLAGS.output_format,
+            tile_batch=FLAGS.batch_size,
             linear_output=FLAGS.linear_output, report=FLAGS.report, residual_map=FLAGS.residual_map,
             stretch=FLAGS.stretch, interval=FLAGS.interval, percentile=FLAGS.percentile))
     from data.io import ImageReadError

@@ -59,6 +59,22 @@ def iter_tiles(image, boxes: list[Box]) -> Iterator[tuple[Box, np.ndarray]]:
         yield box, np.asarray(image[box.top : box.top + box.height, box.left : box.left + box.width], np.float32)
 
 
+def _upscaled(image, boxes: list[Box], upscale, upscale_batch, batch_size: int):
+    """(box, upscaled tile) for `boxes`, in order, batching equal-sized tiles when asked."""
+    if upscale_batch is None or batch_size <= 1:
+        for box, lr in iter_tiles(image, boxes):
+            yield box, upscale(lr)
+        return
+    pending: list = []
+    for box, lr in iter_tiles(image, boxes):
+        if pending and (len(pending) == batch_size or pending[0][1].shape != lr.shape):
+            yield from zip([b for b, _ in pending], upscale_batch(np.stack([t for _, t in pending])))
+            pending = []
+        pending.append((box, lr))
+    if pending:
+        yield from zip([b for b, _ in pending], upscale_batch(np.stack([t for _, t in pending])))
+
+
 def iter_upscaled_bands(
     image,
     upscale: Callable[[np.ndarray], np.ndarray],
@@ -66,6 +82,8 @@ def iter_upscaled_bands(
     tile: int = 256,
     overlap: int = 16,
     progress: Optional[Callable[[int, int], None]] = None,
+    upscale_batch: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    batch_size: int = 1,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Upscales `image` tile by tile and yields finished bands of output rows, top to bottom.
 
@@ -80,6 +98,11 @@ def iter_upscaled_bands(
         tile: tile side in input px.
         overlap: least overlap between neighbouring tiles, in input px.
         progress: called with (tiles done, tiles total) after each tile.
+        upscale_batch: maps a stack of equal-sized tiles `[N, h, w, C]` to
+            `[N, scale*h, scale*w, C]`; with `batch_size` > 1 it replaces
+            `upscale`, so the model runs on up to `batch_size` tiles of a band
+            at once (fewer, larger calls).
+        batch_size: tiles per `upscale_batch` call.
 
     Yields:
         (first input row, end input row, output rows `[scale*(end-first), scale*W, C]`
@@ -99,8 +122,8 @@ def iter_upscaled_bands(
         if carry_acc is not None:
             acc[: carry_acc.shape[0]] += carry_acc
             wsum[: carry_w.shape[0]] += carry_w
-        for box, lr in iter_tiles(image, band):
-            sr = np.asarray(upscale(lr), np.float32)
+        for box, sr in _upscaled(image, band, upscale, upscale_batch, batch_size):
+            sr = np.asarray(sr, np.float32)
             expected = (box.height * scale, box.width * scale, c)
             if sr.shape != expected:
                 raise ValueError(f"upscale returned shape {sr.shape} for a tile, expected {expected}")

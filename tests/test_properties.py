@@ -229,3 +229,29 @@ def test_odd_input_names_get_safe_outputs(tmp_path, stem):
     (job,) = plan_jobs([src], str(tmp_path), "/out", suffix="_colour_x4", save_intermediate=False)
     assert os.path.dirname(job.output) == "/out" and job.output.endswith("_colour_x4.png")
     assert os.path.basename(job.output).isascii() and "\n" not in job.output
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 70), w=st.integers(1, 120), tile=st.integers(8, 40), batch=st.integers(2, 5),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_batched_tiles_equal_one_by_one(h, w, tile, batch, seed, data):
+    """Batching the tiles of a band changes how many model calls there are, not the result."""
+    overlap = data.draw(st.integers(0, (tile - 1) // 2))
+    image = np.random.default_rng(seed).random((h, w, 3), dtype=np.float32)
+    calls = []
+
+    def one(x):
+        return np.repeat(np.repeat(x, 2, axis=0), 2, axis=1) ** 2
+
+    def many(xs):
+        calls.append(len(xs))
+        assert 1 <= len(xs) <= batch
+        return np.stack([one(x) for x in xs])
+
+    single = [rows for _, _, rows in iter_upscaled_bands(image, one, 2, tile, overlap)]
+    batched = [rows for _, _, rows in iter_upscaled_bands(image, one, 2, tile, overlap, upscale_batch=many,
+                                                          batch_size=batch)]
+    assert len(single) == len(batched)
+    for a, b in zip(single, batched):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert sum(calls) == len(plan_tiles(h, w, tile, overlap))
