@@ -35,6 +35,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+MODELS = os.path.join(ROOT, "checkpoints")
 SECTIONS = ("sr", "colorize", "pipeline", "train_colorize", "train_srgan_mse", "train_srgan_gan")
 
 
@@ -48,10 +49,9 @@ def conv_flops(model, input_shape) -> float:
     import numpy as np
 
     total = 0.0
-    probe = keras.Model(model.inputs, [l.output for l in model.layers if isinstance(l, (keras.layers.Conv2D,
-                                                                                          keras.layers.Dense))])
-    shapes = [o.shape for o in probe(np.zeros((1, *input_shape), "float32"))]
     layers = [l for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+    probe = keras.Model(model.inputs, [l.output for l in layers])
+    shapes = [o.shape for o in probe(np.zeros((1, *input_shape), "float32"))]
     for layer, shape in zip(layers, shapes):
         kernel = layer.kernel.shape
         fan_in = int(np.prod(kernel[:-1]))
@@ -87,6 +87,15 @@ def _median(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _greys(size: int):
+    """`_images` as the pipeline feeds the colouriser: BT.601 luminance, `[N, size, size, 1]`."""
+    import numpy as np
+
+    from pipeline.inference import to_luminance
+
+    return np.stack([to_luminance(im)[0] for im in _images(size)])
+
+
 def _images(size: int, n: int = 4):
     import glob
 
@@ -100,7 +109,6 @@ def _images(size: int, n: int = 4):
 
 
 def run_section(name: str, repeats: int, train_steps: int) -> dict:
-    import numpy as np
     import tensorflow as tf
 
     rows = []
@@ -112,7 +120,7 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
         images = _images(224)
         out_mp = len(images) * 896 * 896 / 1e6
         peak, _ = cpu_peak_gflops()
-        default = load_model(os.path.join(ROOT, "checkpoints", "srgan"), "srgan")
+        default = load_model(os.path.join(MODELS, "srgan"), "srgan")
         cfg = default.config
         paper = build_generator(16, 64, 4)
         paper_fn = tf.function(lambda x: paper(x, training=False),
@@ -128,7 +136,7 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
         ]
         # The pipeline's --precision / --jit_compile options on the default generator (before/after).
         for precision, jit in (("float32", True), ("mixed_bfloat16", False)):
-            variant = load_model(os.path.join(ROOT, "checkpoints", "srgan"), "srgan", precision, jit)
+            variant = load_model(os.path.join(MODELS, "srgan"), "srgan", precision, jit)
             label = f"default generator, --precision {precision}" + (" --jit_compile" if jit else "")
             methods.append((label, lambda im, m=variant: m.run(im[None]), flops_default))
         for label, fn, flops in methods:
@@ -141,17 +149,17 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
     elif name == "colorize":
         from pipeline.models import load_model
 
-        model = load_model(os.path.join(ROOT, "checkpoints", "colorize"), "colorize")
-        batch = np.stack([im.mean(-1, keepdims=True) for im in _images(224)])
+        model = load_model(os.path.join(MODELS, "colorize"), "colorize")
+        batch = _greys(224)
         secs = _median(lambda: model.run(batch), repeats)
         rows.append({"what": f"colouriser 224 px, batch {len(batch)}", "images_per_s": len(batch) / secs})
     elif name == "pipeline":
         from pipeline.inference import colourise_and_upscale
         from pipeline.models import load_model
 
-        col = load_model(os.path.join(ROOT, "checkpoints", "colorize"), "colorize")
-        sr = load_model(os.path.join(ROOT, "checkpoints", "srgan"), "srgan")
-        greys = np.stack([im.mean(-1, keepdims=True) for im in _images(224)])
+        col = load_model(os.path.join(MODELS, "colorize"), "colorize")
+        sr = load_model(os.path.join(MODELS, "srgan"), "srgan")
+        greys = _greys(224)
         secs = _median(lambda: colourise_and_upscale(greys, col, sr), repeats)
         rows.append({"what": "faithful pipeline (colourise 224 + x4 to 896)",
                      "s_per_output_mp": secs / (len(greys) * 896 * 896 / 1e6)})

@@ -13,8 +13,8 @@ The global batch (`--batch_size`) is split evenly across replicas. Each
 replica's loss is its own batch mean divided by the number of replicas, so the
 gradients that the optimiser sums across replicas are those of the global
 batch mean, the same as one device with the same global batch. Batch norm is
-synchronised across replicas (`sync_bn`) so its statistics are the global
-batch's too. Only the chief (worker 0, or the one process) writes
+synchronised across replicas (`synchronize_batch_norm`) so its statistics are
+the global batch's too. Only the chief (worker 0, or the one process) writes
 checkpoints, logs, samples and exports; other workers write their share of a
 checkpoint to a scratch folder that is deleted again (collective variables
 must be read by every worker).
@@ -79,12 +79,15 @@ def task(strategy: tf.distribute.Strategy) -> tuple[Optional[str], int]:
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True for the one task that writes files: `chief`, or worker 0 when there is no chief."""
     kind, index = task(strategy)
-    if kind is None:
-        return True
-    if kind == "chief":
+    if kind in (None, "chief"):
         return True
     has_chief = "chief" in strategy.cluster_resolver.cluster_spec().as_dict()
     return kind == "worker" and index == 0 and not has_chief
+
+
+def _single_device(strategy: tf.distribute.Strategy) -> bool:
+    """One replica in one process: nothing to split or reduce."""
+    return replicas(strategy) == 1 and task(strategy)[0] is None
 
 
 def checkpoint_dir(strategy: tf.distribute.Strategy, directory: str) -> str:
@@ -108,7 +111,7 @@ def distribute_dataset(strategy: tf.distribute.Strategy, dataset: tf.data.Datase
     every worker reads the same stream and keeps its own part of each batch
     (AutoShardPolicy.DATA), which keeps the global batches those of one device.
     """
-    if replicas(strategy) == 1 and task(strategy)[0] is None:
+    if _single_device(strategy):
         return dataset
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -127,13 +130,13 @@ def distributed_step(strategy: tf.distribute.Strategy, replica_fn: Callable[...,
     `replica_fn(*batch)` returns a dict of scalars that are its own batch
     means; they are averaged over replicas (equal per-replica batches).
     """
-    if replicas(strategy) == 1 and task(strategy)[0] is None:
+    if _single_device(strategy):
         return tf.function(replica_fn, jit_compile=jit_compile)
+    per_replica_fn = tf.function(replica_fn, jit_compile=True) if jit_compile else replica_fn
+    n = float(replicas(strategy))
 
     def step(*batch):
-        per_replica = strategy.run(tf.function(replica_fn, jit_compile=jit_compile) if jit_compile else replica_fn,
-                                   args=batch)
-        n = float(replicas(strategy))
+        per_replica = strategy.run(per_replica_fn, args=batch)
         return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / n for k, v in per_replica.items()}
 
     return tf.function(step)

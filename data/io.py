@@ -165,12 +165,8 @@ def check_image_file(path: str) -> None:
         ImageReadError: with the reason.
     """
     _check_file(path)
-    if is_fits(path):
-        return
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if _sniff(head) is None:
-        raise ImageReadError(path, "content is not PNG, JPEG, TIFF or FITS")
+    if not is_fits(path):
+        _raster_head(path)
 
 
 def _channels_last(path: str, a: np.ndarray) -> np.ndarray:
@@ -231,13 +227,19 @@ def _one_line(e: BaseException, limit: int = 160) -> str:
     return f"{type(e).__name__}: {text[:limit]}" + ("..." if len(text) > limit else "")
 
 
-def _read_raster(path: str) -> np.ndarray:
-    import imageio.v3 as iio
-
+def _raster_head(path: str) -> bytes:
+    """The first bytes of a PNG/JPEG/TIFF file; `ImageReadError` when they are none of those."""
     with open(path, "rb") as f:
         head = f.read(32)
     if _sniff(head) is None:
         raise ImageReadError(path, "cannot decode image: content is not PNG, JPEG, TIFF or FITS")
+    return head
+
+
+def _read_raster(path: str) -> np.ndarray:
+    import imageio.v3 as iio
+
+    head = _raster_head(path)
     try:
         if _png_bit_depth(head) == 16:
             a = _read_png16(path)

@@ -109,7 +109,7 @@ def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -
 
     cfg = loaded.config
     policy = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy("float32" if precision == "float32" else precision)
+    keras.mixed_precision.set_global_policy(precision)
     try:
         with tf.device(device_name()):
             model = build_generator(cfg["num_blocks"], cfg["filters"], cfg.get("scale", 4), cfg.get("arch", "srresnet"))

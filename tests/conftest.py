@@ -24,6 +24,24 @@ def real_images() -> list:
 
 
 @pytest.fixture(scope="session")
+def make_prepared(real_images, tmp_path_factory):
+    """`make_prepared(n_train, n_dev=0)`: a new folder in `data.prepare`'s layout holding the first
+    `n_train` real images in train/ and the next `n_dev` in dev/ (no dev/ when 0); returns its path."""
+    import shutil
+
+    def make(n_train: int, n_dev: int = 0) -> str:
+        root = tmp_path_factory.mktemp("prepared")
+        for split, paths in (("train", real_images[:n_train]), ("dev", real_images[n_train:n_train + n_dev])):
+            if paths:
+                os.makedirs(root / split)
+                for p in paths:
+                    shutil.copy(p, root / split)
+        return str(root)
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def m51_fits() -> str:
     """HST WF/PC2 M51, 384x384 int32, gzipped FITS."""
     return os.path.join(DATA_DIR, "formats", "m51.fits.gz")

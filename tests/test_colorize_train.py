@@ -3,7 +3,6 @@ import dataclasses
 import glob
 import json
 import os
-import shutil
 
 import keras
 import numpy as np
@@ -21,15 +20,9 @@ from data.io import read_image
 
 
 @pytest.fixture(scope="module")
-def prepared(real_images, tmp_path_factory):
+def prepared(make_prepared):
     """The data.prepare layout: 8 real images in train/, 2 in dev/."""
-    root = tmp_path_factory.mktemp("prepared")
-    for split, paths in (("train", real_images[:8]), ("dev", real_images[8:10])):
-        os.makedirs(root / split)
-        for p in paths:
-            shutil.copy(p, root / split)
-    return str(root)
-
+    return make_prepared(8, 2)
 
 def _config(data_dir, **kw):
     base = dict(data_dir=data_dir, batch_size=2, size=32, backbone_weights="none", log_every=5,

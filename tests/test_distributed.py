@@ -5,7 +5,6 @@ multi-worker cluster joined, only before TensorFlow starts.
 """
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,13 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def train_only(real_images, tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    os.makedirs(root / "train")
-    for p in real_images[:6]:
-        shutil.copy(p, root / "train")
-    return str(root)
-
+def train_only(make_prepared):
+    return make_prepared(6)
 
 def _env(**extra):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")

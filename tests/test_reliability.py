@@ -56,14 +56,8 @@ def _run(module, *args):
 
 
 @pytest.fixture(scope="module")
-def tiny_data(real_images, tmp_path_factory):
-    root = tmp_path_factory.mktemp("prepared")
-    for split, paths in (("train", real_images[:4]), ("dev", real_images[4:5])):
-        os.makedirs(root / split)
-        for p in paths:
-            shutil.copy(p, root / split)
-    return str(root)
-
+def tiny_data(make_prepared):
+    return make_prepared(4, 1)
 
 def _latest_step(ckpt_dir):
     import tensorflow as tf

@@ -1,7 +1,6 @@
 """SRGAN training: MSE steps lower the loss, phase 2 updates G and D, a crash resumes at the right step and phase."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -9,15 +8,9 @@ import pytest
 from srgan.trainer import SRGANConfig, learning_rate_at, phase_of, restore_generator, train
 
 
-@pytest.fixture()
-def sr_data(tmp_path, real_images):
-    d = tmp_path / "data"
-    for split, files in (("train", real_images[:8]), ("dev", real_images[8:])):
-        (d / split).mkdir(parents=True)
-        for f in files:
-            shutil.copy(f, d / split)
-    return str(d)
-
+@pytest.fixture(scope="module")
+def sr_data(make_prepared):
+    return make_prepared(8, 2)
 
 def _config(data_dir, **kw):
     base = dict(data_dir=data_dir, num_blocks=1, filters=8, hr_size=32, batch_size=4, init_steps=20, steps=20,
