@@ -61,6 +61,11 @@ VGG_TAPS = ("block4_conv3", "block3_conv3", "block2_conv2", "block1_conv2")
 # Height and width must be multiples of this (three 2x poolings before conv4_3).
 SIZE_MULTIPLE = 8
 
+# Encoders the decoder can sit on: Guo's VGG16, or a small one trained from scratch.
+BACKBONES = ("vgg16", "compact")
+# Channels of the compact encoder's four levels (VGG16's are 64, 128, 256, 512).
+COMPACT_WIDTHS = (16, 32, 64, 128)
+
 
 def _kernel_init() -> keras.initializers.Initializer:
     return keras.initializers.TruncatedNormal(stddev=0.01)
@@ -146,38 +151,97 @@ def _conv(filters: int, size: int, name: str) -> layers.Conv2D:
     return layers.Conv2D(filters, size, padding="same", use_bias=False, kernel_initializer=_kernel_init(), name=name)
 
 
-def _conv_bn_relu(x, filters: int, name: str):
-    x = _conv(filters, 3, name)(x)
-    x = layers.BatchNormalization(name=name + "_bn")(x)
+def _conv_bn_relu(x, filters: int, name: str, init: Optional[keras.initializers.Initializer] = None):
+    conv = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                         kernel_initializer=init or _kernel_init(), name=name)
+    x = layers.BatchNormalization(name=name + "_bn")(conv(x))
     return layers.ReLU(name=name + "_relu")(x)
+
+
+def build_compact_backbone() -> keras.Model:
+    """A small VGG-style encoder trained from scratch, with Guo's four taps.
+
+    For machines without ImageNet weights: a random frozen VGG16 gives the
+    decoder random features, and training all of VGG16 from scratch is far too
+    slow on a CPU. This keeps VGG's shape (2, 2, 3, 3 convolutions per level,
+    2x max pooling between levels) at a quarter of its width, with batch norm
+    so that it trains from scratch. He-normal kernels (the 0.01 truncated
+    normal of Guo's decoder would vanish through ten layers).
+
+    Returns:
+        A model mapping grey `[B, H, W, 1]` in [0, 1] to
+        `(c4 [B,H/8,W/8,128], c3 [B,H/4,W/4,64], c2 [B,H/2,W/2,32], c1 [B,H,W,16])`.
+    """
+    grey = keras.Input((None, None, 1), name="grey")
+    x = layers.Rescaling(2.0, offset=-1.0, name="centre")(grey)
+    taps = []
+    for level, (filters, convs) in enumerate(zip(COMPACT_WIDTHS, (2, 2, 3, 3)), start=1):
+        if level > 1:
+            x = layers.MaxPooling2D(2, name=f"pool{level - 1}")(x)
+        for i in range(1, convs + 1):
+            x = _conv_bn_relu(x, filters, f"block{level}_conv{i}", keras.initializers.HeNormal())
+        taps.append(x)
+    return keras.Model(grey, taps[::-1], name="compact_features")
+
+
+def _global_context(c4, name: str = "global"):
+    """Adds an image-wide summary of the deepest features to every position.
+
+    Iizuka et al. (2016) fuse global features into a colouriser so that
+    colours follow the whole scene; here the mean of the deepest tap goes
+    through one dense layer and is broadcast back over it. `[B, h, w, C]` ->
+    same shape.
+    """
+    channels = c4.shape[-1]
+    g = layers.GlobalAveragePooling2D(name=f"{name}_pool")(c4)
+    g = layers.Dense(channels, activation="relu", name=f"{name}_dense")(g)
+    return layers.Add(name=f"{name}_fuse")([c4, layers.Reshape((1, 1, channels), name=f"{name}_broadcast")(g)])
 
 
 def build_colorizer(
     backbone_weights: Optional[str] = "imagenet",
     freeze_backbone: bool = True,
     name: str = "guo_colorizer",
+    backbone: str = "vgg16",
+    global_context: bool = False,
 ) -> keras.Model:
     """Builds the residual-encoder colouriser.
 
     Args:
-        backbone_weights: see `build_backbone`.
-        freeze_backbone: keep the VGG16 weights fixed (Guo's setting).
+        backbone_weights: VGG16 weights, see `build_backbone` (ignored by
+            the compact backbone, which always starts random).
+        freeze_backbone: keep the VGG16 weights fixed (Guo's setting); the
+            compact backbone is always trained.
         name: model name.
+        backbone: `"vgg16"` (Guo's) or `"compact"` (`build_compact_backbone`).
+            The decoder's widths follow the taps, so with `compact` it is
+            narrower too.
+        global_context: add `_global_context` to the deepest tap (not in
+            Guo's network).
 
     Returns:
         A model mapping grey `[B, H, W, 1]` in [0, 1] (H, W multiples of 8)
         to UV `[B, H, W, 2]` with the +0.5 offset of `data.colour`: U in
         (0.5 - 0.436, 0.5 + 0.436), V in (0.5 - 0.615, 0.5 + 0.615).
         Call with `training=True` while training (batch norm).
+
+    Raises:
+        ValueError: unknown `backbone`.
     """
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose from {BACKBONES}")
     grey = keras.Input((None, None, 1), name="grey")
     grey3 = layers.Concatenate(name="grey3")([grey, grey, grey])
-    backbone = build_backbone(backbone_weights, trainable=not freeze_backbone)
-    c4, c3, c2, c1 = backbone(vgg_preprocess(grey3))
+    if backbone == "vgg16":
+        c4, c3, c2, c1 = build_backbone(backbone_weights, trainable=not freeze_backbone)(vgg_preprocess(grey3))
+    else:
+        c4, c3, c2, c1 = build_compact_backbone()(grey)
+    if global_context:
+        c4 = _global_context(c4)
 
     x = layers.BatchNormalization(name="bn_4")(c4)
-    x = layers.ReLU(name="b_conv4_relu")(_conv(256, 1, "b_conv4")(x))
-    for skip, filters, level in ((c3, 128, 3), (c2, 64, 2), (c1, 3, 1)):
+    x = layers.ReLU(name="b_conv4_relu")(_conv(c3.shape[-1], 1, "b_conv4")(x))
+    for skip, filters, level in ((c3, c2.shape[-1], 3), (c2, c1.shape[-1], 2), (c1, 3, 1)):
         x = BilinearUpsample2x(name=f"up_{level + 1}")(x)
         x = layers.Add(name=f"b_conv{level}_input")([layers.BatchNormalization(name=f"bn_{level}")(skip), x])
         x = _conv_bn_relu(x, filters, f"b_conv{level}")
@@ -191,4 +255,4 @@ def build_colorizer(
     return keras.Model(grey, uv, name=name)
 
 
-__all__ = ["build_colorizer", "build_backbone", "compose_rgb", "vgg_preprocess", "U_MAX", "V_MAX", "SIZE_MULTIPLE"]
+__all__ = ["build_colorizer", "build_backbone", "build_compact_backbone", "BACKBONES", "compose_rgb", "vgg_preprocess", "U_MAX", "V_MAX", "SIZE_MULTIPLE"]

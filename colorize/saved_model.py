@@ -135,7 +135,8 @@ def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.M
     if not path:
         raise FileNotFoundError(f"{workdir}: no {checkpoint!r} checkpoint to export")
     # Every weight comes from the checkpoint, so no ImageNet download here.
-    model = build_colorizer(None, bool(config.get("freeze_backbone", True)))
+    model = build_colorizer(None, bool(config.get("freeze_backbone", True)), backbone=config.get("backbone", "vgg16"),
+                            global_context=bool(config.get("global_context", False)))
     step = tf.Variable(0, dtype=tf.int64)
     # Optimiser slots in the checkpoint are not needed for inference.
     tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial().assert_existing_objects_matched()

@@ -28,6 +28,16 @@ flags.DEFINE_string(
     "'none' (random init), or the path of a VGG16 no-top .h5 file.",
 )
 flags.DEFINE_boolean("freeze_backbone", True, "Keep the VGG16 weights fixed, as Guo did (sec. 4.1).")
+flags.DEFINE_enum(
+    "backbone", "vgg16", ["vgg16", "compact"],
+    "Encoder: 'vgg16' (paper sec. 4.1, Guo) or 'compact', a quarter-width VGG-style encoder trained from "
+    "scratch (for machines without ImageNet weights; --backbone_weights and --freeze_backbone do not apply).",
+)
+flags.DEFINE_boolean(
+    "global_context", False,
+    "Fuse an image-wide summary of the deepest features into every position (Iizuka et al. 2016; not in the "
+    "paper), so colours can follow the whole frame.",
+)
 flags.DEFINE_float(
     "low_saturation_weight", 0.0,
     "Extra weight on pixels predicted greyer than the target (the paper's future work against washed-out "

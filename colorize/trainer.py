@@ -31,7 +31,7 @@ from absl import logging
 from tqdm import tqdm
 
 from colorize.losses import colorize_loss, uv_mse
-from colorize.model import SIZE_MULTIPLE, build_colorizer, compose_rgb
+from colorize.model import BACKBONES, SIZE_MULTIPLE, build_colorizer, compose_rgb
 from colorize.sample import sample_sheet
 from colorize.saved_model import export_colorizer
 from common.summaries import write_image, write_scalars
@@ -59,6 +59,8 @@ class ColorizeConfig:
     epsilon: float = 1e-8
     backbone_weights: str = "imagenet"  # 'imagenet', 'none' or a .h5 path
     freeze_backbone: bool = True  # Guo kept the VGG16 fixed
+    backbone: str = "vgg16"  # Guo's; 'compact' = small encoder trained from scratch
+    global_context: bool = False  # image-wide features fused in (Iizuka et al.); not in Guo's network
     low_saturation_weight: float = 0.0  # paper's future work; 0 = the paper's loss
     seed: int = 0
     log_every: int = 50
@@ -77,7 +79,7 @@ class ColorizeConfig:
 
 
 # Fields whose change makes an existing checkpoint a different model.
-_MODEL_FIELDS = ("freeze_backbone",)
+_MODEL_FIELDS = ("freeze_backbone", "backbone", "global_context")
 # Fields a resumed run may change without changing what is learned.
 _BOOKKEEPING_FIELDS = (
     "iterations", "log_every", "sample_every", "num_samples", "eval_every", "eval_images", "checkpoint_every",
@@ -120,6 +122,8 @@ def validate(config: ColorizeConfig) -> None:
         raise ValueError("learning_rate must be positive")
     if config.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {config.strategy!r}; choose from {STRATEGIES}")
+    if config.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {config.backbone!r}; choose from {BACKBONES}")
 
 
 def make_optimizer(config: ColorizeConfig):
@@ -195,12 +199,14 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
 
     with strategy.scope():
         # A resumed run gets every weight from the checkpoint; do not fetch ImageNet again.
-        model = build_colorizer(None if resuming else config.backbone_weights, config.freeze_backbone)
+        model = build_colorizer(None if resuming else config.backbone_weights, config.freeze_backbone,
+                                backbone=config.backbone, global_context=config.global_context)
         if config.strategy != "default":
             synchronize_batch_norm(model)
         optimizer = make_optimizer(config)
         optimizer.build(model.trainable_variables)
-    if config.backbone_weights in (None, "none") and config.freeze_backbone and not resuming:
+    if (config.backbone == "vgg16" and config.backbone_weights in (None, "none") and config.freeze_backbone
+            and not resuming):
         logging.warning("the backbone is random AND frozen: only the decoder learns (fine for tests, not for results)")
     state = TrainState(checkpoint_dir(strategy, ckpt_dir), max_to_keep=config.max_to_keep, restore_from=ckpt_dir,
                        model=model, optimizer=optimizer)
