@@ -204,6 +204,7 @@ def build_colorizer(
     name: str = "guo_colorizer",
     backbone: str = "vgg16",
     global_context: bool = False,
+    output_batchnorm: bool = True,
 ) -> keras.Model:
     """Builds the residual-encoder colouriser.
 
@@ -218,6 +219,12 @@ def build_colorizer(
             narrower too.
         global_context: add `_global_context` to the deepest tap (not in
             Guo's network).
+        output_batchnorm: Guo's batch norm before the output sigmoid. In
+            training mode it rescales every batch's chroma logits to the same
+            mean and spread whatever the images' colours, so the network
+            cannot say "this batch is nearly grey"; without ImageNet features
+            it kept our networks at the grey baseline. False feeds the
+            convolution (with a bias) to the sigmoid directly.
 
     Returns:
         A model mapping grey `[B, H, W, 1]` in [0, 1] (H, W multiples of 8)
@@ -247,8 +254,11 @@ def build_colorizer(
         x = _conv_bn_relu(x, filters, f"b_conv{level}")
     x = layers.Add(name="b_conv0_input")([layers.BatchNormalization(name="bn_0")(grey3), x])
     x = _conv_bn_relu(x, 3, "b_conv0")
-    x = _conv(2, 3, "output_conv")(x)
-    x = layers.BatchNormalization(name="output_conv_bn")(x)
+    if output_batchnorm:
+        x = _conv(2, 3, "output_conv")(x)
+        x = layers.BatchNormalization(name="output_conv_bn")(x)
+    else:
+        x = layers.Conv2D(2, 3, padding="same", kernel_initializer=_kernel_init(), name="output_conv")(x)
     s = layers.Activation("sigmoid", name="output_sigmoid")(x)
     half_range = ops.convert_to_tensor((U_MAX, V_MAX), dtype=s.dtype)
     uv = UV_OFFSET + (2.0 * s - 1.0) * half_range

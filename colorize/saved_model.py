@@ -136,7 +136,8 @@ def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.M
         raise FileNotFoundError(f"{workdir}: no {checkpoint!r} checkpoint to export")
     # Every weight comes from the checkpoint, so no ImageNet download here.
     model = build_colorizer(None, bool(config.get("freeze_backbone", True)), backbone=config.get("backbone", "vgg16"),
-                            global_context=bool(config.get("global_context", False)))
+                            global_context=bool(config.get("global_context", False)),
+                            output_batchnorm=bool(config.get("output_batchnorm", True)))
     step = tf.Variable(0, dtype=tf.int64)
     # Optimiser slots in the checkpoint are not needed for inference.
     tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial().assert_existing_objects_matched()

@@ -38,6 +38,11 @@ flags.DEFINE_boolean(
     "Fuse an image-wide summary of the deepest features into every position (Iizuka et al. 2016; not in the "
     "paper), so colours can follow the whole frame.",
 )
+flags.DEFINE_boolean(
+    "output_batchnorm", True,
+    "Batch norm before the output sigmoid, as in Guo's network (paper sec. 4.1). It forces every training "
+    "batch's chroma to the same spread; --nooutput_batchnorm lets a network without ImageNet features learn.",
+)
 flags.DEFINE_float(
     "low_saturation_weight", 0.0,
     "Extra weight on pixels predicted greyer than the target (the paper's future work against washed-out "

@@ -61,6 +61,7 @@ class ColorizeConfig:
     freeze_backbone: bool = True  # Guo kept the VGG16 fixed
     backbone: str = "vgg16"  # Guo's; 'compact' = small encoder trained from scratch
     global_context: bool = False  # image-wide features fused in (Iizuka et al.); not in Guo's network
+    output_batchnorm: bool = True  # Guo's BN before the output sigmoid
     low_saturation_weight: float = 0.0  # paper's future work; 0 = the paper's loss
     seed: int = 0
     log_every: int = 50
@@ -79,7 +80,7 @@ class ColorizeConfig:
 
 
 # Fields whose change makes an existing checkpoint a different model.
-_MODEL_FIELDS = ("freeze_backbone", "backbone", "global_context")
+_MODEL_FIELDS = ("freeze_backbone", "backbone", "global_context", "output_batchnorm")
 # Fields a resumed run may change without changing what is learned.
 _BOOKKEEPING_FIELDS = (
     "iterations", "log_every", "sample_every", "num_samples", "eval_every", "eval_images", "checkpoint_every",
@@ -200,7 +201,8 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
     with strategy.scope():
         # A resumed run gets every weight from the checkpoint; do not fetch ImageNet again.
         model = build_colorizer(None if resuming else config.backbone_weights, config.freeze_backbone,
-                                backbone=config.backbone, global_context=config.global_context)
+                                backbone=config.backbone, global_context=config.global_context,
+                                output_batchnorm=config.output_batchnorm)
         if config.strategy != "default":
             synchronize_batch_norm(model)
         optimizer = make_optimizer(config)

@@ -13,8 +13,10 @@ from colorize.model import (
     U_MAX,
     V_MAX,
     BilinearUpsample2x,
+    COMPACT_WIDTHS,
     build_backbone,
     build_colorizer,
+    build_compact_backbone,
     compose_rgb,
     vgg_preprocess,
 )
@@ -52,6 +54,40 @@ def test_freeze_backbone(model):
     trainable = build_colorizer(backbone_weights="none", freeze_backbone=False)
     names = {v.path for v in trainable.trainable_variables}
     assert any("block4_conv3" in p for p in names) and len(names) > len(frozen)
+
+
+def test_compact_backbone_taps_and_everything_trains():
+    keras.utils.set_random_seed(0)
+    taps = build_compact_backbone()(np.zeros((1, 48, 80, 1), np.float32))
+    assert [tuple(t.shape) for t in taps] == [
+        (1, 6, 10, COMPACT_WIDTHS[3]), (1, 12, 20, COMPACT_WIDTHS[2]), (1, 24, 40, COMPACT_WIDTHS[1]),
+        (1, 48, 80, COMPACT_WIDTHS[0]),
+    ]
+    compact = build_colorizer(backbone="compact", freeze_backbone=True)  # freezing is VGG16's option only
+    names = {v.path for v in compact.trainable_variables}
+    assert any("block1_conv1" in p for p in names) and any("b_conv4" in p for p in names)
+    # A quarter of VGG16's widths: far fewer weights than the VGG16 colouriser (~15M).
+    assert compact.count_params() < 1_000_000
+    uv = np.asarray(compact(np.full((2, 32, 32, 1), 0.3, np.float32), training=False))
+    assert uv.shape == (2, 32, 32, 2)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_colorizer(backbone="resnet")
+
+
+@pytest.mark.parametrize("global_context", [False, True])
+def test_global_context_lets_a_far_corner_change_the_colour(global_context):
+    """Without it the compact network sees ~100 px; with it, the whole frame."""
+    keras.utils.set_random_seed(3)
+    net = build_colorizer(backbone="compact", global_context=global_context)
+    grey = np.random.default_rng(0).uniform(0, 1, (1, 256, 256, 1)).astype(np.float32)
+    changed = grey.copy()
+    changed[:, :32, :32] = 1.0 - changed[:, :32, :32]
+    # The decoder's input (the untrained output differs by less than float32
+    # resolves around 0.5, as Guo's 0.01-scale kernels shrink the signal).
+    deep = keras.Model(net.input, net.get_layer("bn_4").output)
+    a = np.asarray(deep(grey, training=False))[0, -2:, -2:]  # pixels 240..255 of 256
+    b = np.asarray(deep(changed, training=False))[0, -2:, -2:]
+    assert (np.abs(a - b).max() > 1e-4) == global_context
 
 
 # Keras' own h5 writer trips a NumPy 2 deprecation warning; not ours.

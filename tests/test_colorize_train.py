@@ -94,6 +94,24 @@ def test_restore_for_export_gives_the_trained_weights(prepared, run30):
         restore_colorizer(workdir, "7")
 
 
+def test_compact_backbone_with_global_context_trains_and_restores(prepared, tmp_path):
+    workdir = str(tmp_path / "compact")
+    config = _config(prepared, iterations=12, batch_size=4, size=64, backbone="compact", global_context=True,
+                     learning_rate=3e-3)
+    result = train(config, workdir)
+    losses = [loss for _, loss in result.losses]
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    # The encoder learns too (it has no pretrained weights to keep).
+    assert any("block1_conv1" in v.path for v in result.model.trainable_variables)
+    y, _ = _fixed_batch(prepared)
+    model, step, saved = restore_colorizer(workdir, "latest")
+    assert step == 12 and saved["backbone"] == "compact" and saved["global_context"] is True
+    np.testing.assert_array_equal(model(y, training=False), result.model(y, training=False))
+    # The same folder cannot be resumed as a different network.
+    with pytest.raises(ValueError, match="backbone"):
+        train(dataclasses.replace(config, backbone="vgg16", iterations=14), workdir)
+
+
 def _weights(model):
     return [v.numpy() for v in model.weights]
 
