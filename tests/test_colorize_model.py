@@ -74,6 +74,18 @@ def test_compact_backbone_taps_and_everything_trains():
         build_colorizer(backbone="resnet")
 
 
+def test_output_batchnorm_is_optional():
+    names = {layer.name for layer in build_colorizer(backbone="compact").layers}
+    assert "output_conv_bn" in names  # Guo's network
+    plain = build_colorizer(backbone="compact", output_batchnorm=False)
+    assert "output_conv_bn" not in {layer.name for layer in plain.layers}
+    assert plain.get_layer("output_conv").use_bias  # the shift BN supplied
+    # Zero logits -> sigmoid 0.5 -> exactly grey chroma.
+    conv = plain.get_layer("output_conv")
+    conv.set_weights([np.zeros_like(w) for w in conv.get_weights()])
+    np.testing.assert_allclose(np.asarray(plain(np.full((1, 16, 16, 1), 0.7, np.float32))), 0.5, atol=1e-7)
+
+
 @pytest.mark.parametrize("global_context", [False, True])
 def test_global_context_lets_a_far_corner_change_the_colour(global_context):
     """Without it the compact network sees ~100 px; with it, the whole frame."""

@@ -97,7 +97,7 @@ def test_restore_for_export_gives_the_trained_weights(prepared, run30):
 def test_compact_backbone_with_global_context_trains_and_restores(prepared, tmp_path):
     workdir = str(tmp_path / "compact")
     config = _config(prepared, iterations=12, batch_size=4, size=64, backbone="compact", global_context=True,
-                     learning_rate=3e-3)
+                     output_batchnorm=False, learning_rate=3e-3)
     result = train(config, workdir)
     losses = [loss for _, loss in result.losses]
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
@@ -106,6 +106,7 @@ def test_compact_backbone_with_global_context_trains_and_restores(prepared, tmp_
     y, _ = _fixed_batch(prepared)
     model, step, saved = restore_colorizer(workdir, "latest")
     assert step == 12 and saved["backbone"] == "compact" and saved["global_context"] is True
+    assert saved["output_batchnorm"] is False
     np.testing.assert_array_equal(model(y, training=False), result.model(y, training=False))
     # The same folder cannot be resumed as a different network.
     with pytest.raises(ValueError, match="backbone"):
