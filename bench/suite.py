@@ -13,7 +13,9 @@ Sections (each in its own subprocess, so its peak memory is its own):
 * `pipeline`: the whole faithful job (colourise 224 + x4) per output megapixel.
 * `train_colorize`, `train_srgan_mse`, `train_srgan_gan`: training steps per
   second at the paper's batch sizes (6 at 224; 16 at 96 px HR) with the
-  paper's model sizes, random weights, on random data.
+  paper's model sizes, random weights, on random data;
+  `train_colorize_compact`: the same for the shipped colouriser's
+  configuration (compact encoder, batch 8).
 
 Medians over `--repeats` after a warm-up; timings on shared machines are
 noisy, so compare the ratios within one table rather than numbers across runs.
@@ -36,7 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 MODELS = os.path.join(ROOT, "checkpoints")
-SECTIONS = ("sr", "colorize", "pipeline", "train_colorize", "train_srgan_mse", "train_srgan_gan")
+SECTIONS = ("sr", "colorize", "pipeline", "train_colorize", "train_colorize_compact", "train_srgan_mse",
+            "train_srgan_gan")
 
 
 def conv_flops(model, input_shape) -> float:
@@ -163,15 +166,18 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
         secs = _median(lambda: colourise_and_upscale(greys, col, sr), repeats)
         rows.append({"what": "faithful pipeline (colourise 224 + x4 to 896)",
                      "s_per_output_mp": secs / (len(greys) * 896 * 896 / 1e6)})
-    elif name == "train_colorize":
+    elif name in ("train_colorize", "train_colorize_compact"):
         from colorize.losses import colorize_loss
         from colorize.model import build_colorizer
         from colorize.trainer import ColorizeConfig, make_optimizer
 
-        model = build_colorizer("none", freeze_backbone=True)
+        compact = name == "train_colorize_compact"
+        batch = 8 if compact else 6
+        model = (build_colorizer(backbone="compact", global_context=True, output_batchnorm=False) if compact
+                 else build_colorizer("none", freeze_backbone=True))
         opt = make_optimizer(ColorizeConfig(data_dir=""))
-        y = tf.random.uniform((6, 224, 224, 1))
-        uv = tf.random.uniform((6, 224, 224, 2), 0.4, 0.6)
+        y = tf.random.uniform((batch, 224, 224, 1))
+        uv = tf.random.uniform((batch, 224, 224, 2), 0.4, 0.6)
 
         @tf.function
         def step():
@@ -182,7 +188,9 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
             return loss
 
         secs = _median(step, train_steps)
-        rows.append({"what": "colouriser training step (batch 6, 224 px, frozen VGG16)", "steps_per_s": 1 / secs})
+        what = ("batch 8, 224 px, compact encoder (the default model's)" if compact
+                else "batch 6, 224 px, frozen VGG16")
+        rows.append({"what": f"colouriser training step ({what})", "steps_per_s": 1 / secs})
     elif name in ("train_srgan_mse", "train_srgan_gan"):
         from srgan.steps import SRGANModels
         from srgan.trainer import SRGANConfig
