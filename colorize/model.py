@@ -40,7 +40,7 @@ other Keras backends.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import keras
 from keras import layers, ops
@@ -147,14 +147,15 @@ class BilinearUpsample2x(layers.Layer):
         return (b, None if h is None else 2 * h, None if w is None else 2 * w, c)
 
 
-def _conv(filters: int, size: int, name: str) -> layers.Conv2D:
-    return layers.Conv2D(filters, size, padding="same", use_bias=False, kernel_initializer=_kernel_init(), name=name)
+def _conv(filters: int, size: int, name: str, init: Optional[keras.initializers.Initializer] = None,
+          use_bias: bool = False) -> layers.Conv2D:
+    """'Same' convolution; no bias by default (a batch norm follows and supplies the shift)."""
+    return layers.Conv2D(filters, size, padding="same", use_bias=use_bias, kernel_initializer=init or _kernel_init(),
+                         name=name)
 
 
 def _conv_bn_relu(x, filters: int, name: str, init: Optional[keras.initializers.Initializer] = None):
-    conv = layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                         kernel_initializer=init or _kernel_init(), name=name)
-    x = layers.BatchNormalization(name=name + "_bn")(conv(x))
+    x = layers.BatchNormalization(name=name + "_bn")(_conv(filters, 3, name, init)(x))
     return layers.ReLU(name=name + "_relu")(x)
 
 
@@ -196,6 +197,20 @@ def _global_context(c4, name: str = "global"):
     g = layers.GlobalAveragePooling2D(name=f"{name}_pool")(c4)
     g = layers.Dense(channels, activation="relu", name=f"{name}_dense")(g)
     return layers.Add(name=f"{name}_fuse")([c4, layers.Reshape((1, 1, channels), name=f"{name}_broadcast")(g)])
+
+
+# The settings that define the network (beyond its weights): `build_colorizer`'s
+# keyword arguments that a training run records in its config.json.
+ARCHITECTURE_FIELDS = ("freeze_backbone", "backbone", "global_context", "output_batchnorm")
+
+
+def architecture(config: Mapping[str, Any]) -> dict:
+    """`build_colorizer` keyword arguments from a run's config (its dict or config.json).
+
+    Fields an older config lacks are left out, so `build_colorizer`'s defaults
+    (Guo's network) apply to them.
+    """
+    return {k: config[k] for k in ARCHITECTURE_FIELDS if k in config}
 
 
 def build_colorizer(
@@ -254,15 +269,14 @@ def build_colorizer(
         x = _conv_bn_relu(x, filters, f"b_conv{level}")
     x = layers.Add(name="b_conv0_input")([layers.BatchNormalization(name="bn_0")(grey3), x])
     x = _conv_bn_relu(x, 3, "b_conv0")
+    x = _conv(2, 3, "output_conv", use_bias=not output_batchnorm)(x)
     if output_batchnorm:
-        x = _conv(2, 3, "output_conv")(x)
         x = layers.BatchNormalization(name="output_conv_bn")(x)
-    else:
-        x = layers.Conv2D(2, 3, padding="same", kernel_initializer=_kernel_init(), name="output_conv")(x)
     s = layers.Activation("sigmoid", name="output_sigmoid")(x)
     half_range = ops.convert_to_tensor((U_MAX, V_MAX), dtype=s.dtype)
     uv = UV_OFFSET + (2.0 * s - 1.0) * half_range
     return keras.Model(grey, uv, name=name)
 
 
-__all__ = ["build_colorizer", "build_backbone", "build_compact_backbone", "BACKBONES", "compose_rgb", "vgg_preprocess", "U_MAX", "V_MAX", "SIZE_MULTIPLE"]
+__all__ = ["build_colorizer", "build_backbone", "build_compact_backbone", "architecture", "ARCHITECTURE_FIELDS",
+           "BACKBONES", "compose_rgb", "vgg_preprocess", "U_MAX", "V_MAX", "SIZE_MULTIPLE"]

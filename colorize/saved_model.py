@@ -118,7 +118,7 @@ def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.M
         FileNotFoundError: no config or no such checkpoint.
     """
     from common.training import load_config
-    from colorize.model import build_colorizer
+    from colorize.model import architecture, build_colorizer
 
     cfg_path = os.path.join(workdir, "config.json")
     if not os.path.isfile(cfg_path):
@@ -135,9 +135,7 @@ def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.M
     if not path:
         raise FileNotFoundError(f"{workdir}: no {checkpoint!r} checkpoint to export")
     # Every weight comes from the checkpoint, so no ImageNet download here.
-    model = build_colorizer(None, bool(config.get("freeze_backbone", True)), backbone=config.get("backbone", "vgg16"),
-                            global_context=bool(config.get("global_context", False)),
-                            output_batchnorm=bool(config.get("output_batchnorm", True)))
+    model = build_colorizer(None, **architecture(config))
     step = tf.Variable(0, dtype=tf.int64)
     # Optimiser slots in the checkpoint are not needed for inference.
     tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial().assert_existing_objects_matched()

@@ -31,7 +31,8 @@ from absl import logging
 from tqdm import tqdm
 
 from colorize.losses import colorize_loss, uv_mse
-from colorize.model import BACKBONES, SIZE_MULTIPLE, build_colorizer, compose_rgb
+from colorize.model import (ARCHITECTURE_FIELDS, BACKBONES, SIZE_MULTIPLE, architecture, build_colorizer,
+                            compose_rgb)
 from colorize.sample import sample_sheet
 from colorize.saved_model import export_colorizer
 from common.summaries import write_image, write_scalars
@@ -79,8 +80,6 @@ class ColorizeConfig:
     strategy: str = "default"  # tf.distribute: default | mirrored | multi_worker
 
 
-# Fields whose change makes an existing checkpoint a different model.
-_MODEL_FIELDS = ("freeze_backbone", "backbone", "global_context", "output_batchnorm")
 # Fields a resumed run may change without changing what is learned.
 _BOOKKEEPING_FIELDS = (
     "iterations", "log_every", "sample_every", "num_samples", "eval_every", "eval_images", "checkpoint_every",
@@ -142,7 +141,8 @@ def _warn_config_changes(workdir: str, config: ColorizeConfig) -> None:
         return
     old = load_config(path)
     new = dataclasses.asdict(config)
-    for key in _MODEL_FIELDS:
+    # A change of architecture makes the checkpoint a different model.
+    for key in ARCHITECTURE_FIELDS:
         if key in old and old[key] != new[key]:
             raise ValueError(
                 f"{workdir} holds a run with {key}={old[key]!r}; this run asks for {new[key]!r}. "
@@ -200,9 +200,8 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
 
     with strategy.scope():
         # A resumed run gets every weight from the checkpoint; do not fetch ImageNet again.
-        model = build_colorizer(None if resuming else config.backbone_weights, config.freeze_backbone,
-                                backbone=config.backbone, global_context=config.global_context,
-                                output_batchnorm=config.output_batchnorm)
+        model = build_colorizer(None if resuming else config.backbone_weights,
+                                **architecture(dataclasses.asdict(config)))
         if config.strategy != "default":
             synchronize_batch_norm(model)
         optimizer = make_optimizer(config)
