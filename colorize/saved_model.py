@@ -107,9 +107,10 @@ def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.M
     """Rebuilds the model of a training run and loads one of its checkpoints.
 
     Args:
-        workdir: a `colorize.train` run folder (holds `config.json`, `ckpt/`).
-        checkpoint: `latest`, `best` (lowest dev loss, `ckpt_best/`), or a
-            step number whose checkpoint is still in `ckpt/`.
+        workdir: a `colorize.train` run folder (holds `config.json`, and
+            `ckpt/`, or `state/` for a `--portable` run).
+        checkpoint: `latest`, `best` (lowest dev loss, `ckpt_best/` or
+            `best/`), or a step number whose checkpoint is still kept.
 
     Returns:
         (model, step of the checkpoint, the run's config as a dict).
@@ -124,6 +125,14 @@ def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.M
     if not os.path.isfile(cfg_path):
         raise FileNotFoundError(f"{cfg_path}: not found; is {workdir} a colorize.train --workdir?")
     config = load_config(cfg_path)
+    # Every weight comes from the checkpoint, so no ImageNet download here.
+    model = build_colorizer(None, **architecture(config))
+    if not os.path.isdir(os.path.join(workdir, "ckpt")):
+        from colorize.portable import weights_file
+
+        path, step = weights_file(workdir, checkpoint)
+        model.load_weights(path)
+        return model, step, config
     if checkpoint == "latest":
         path = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
     elif checkpoint == "best":
@@ -134,8 +143,6 @@ def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.M
             path = None
     if not path:
         raise FileNotFoundError(f"{workdir}: no {checkpoint!r} checkpoint to export")
-    # Every weight comes from the checkpoint, so no ImageNet download here.
-    model = build_colorizer(None, **architecture(config))
     step = tf.Variable(0, dtype=tf.int64)
     # Optimiser slots in the checkpoint are not needed for inference.
     tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial().assert_existing_objects_matched()

@@ -19,6 +19,9 @@ flags.DEFINE_integer("iterations", 41000, "Training steps (paper sec. 5.1: ~41,0
 flags.DEFINE_integer("batch_size", 6, "Images per step (the paper gives none; 6 is Guo's config.py).")
 flags.DEFINE_integer("size", 224, "Training image side (paper sec. 4.1: 224); a multiple of 16.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (paper sec. 5.1).")
+flags.DEFINE_list("lr_decay_steps", [], "Steps at which the learning rate is multiplied by --lr_decay_factor "
+                  "(none: the paper's constant rate, sec. 5.1).")
+flags.DEFINE_float("lr_decay_factor", 0.3, "Learning-rate factor at each of --lr_decay_steps.")
 flags.DEFINE_float("beta_1", 0.9, "Adam beta_1 (paper sec. 5.1).")
 flags.DEFINE_float("beta_2", 0.999, "Adam beta_2 (paper sec. 5.1).")
 flags.DEFINE_float("epsilon", 1e-8, "Adam epsilon (paper sec. 5.1).")
@@ -64,12 +67,18 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"]
                   "multi_worker (MultiWorkerMirroredStrategy across hosts, from the TF_CONFIG environment variable). "
                   "--batch_size is the global batch, split evenly across replicas. See README 'Scaling out'.")
 flags.DEFINE_boolean("tensorboard", True, "Write TensorBoard logs to workdir/tensorboard.")
+flags.DEFINE_boolean(
+    "portable", False,
+    "Train with Keras model.fit on the active Keras backend (e.g. KERAS_BACKEND=jax on a GPU machine without "
+    "TensorFlow) instead of the TensorFlow trainer; writes weights, not tf checkpoints, and no samples, "
+    "TensorBoard or export: run colorize.export --workdir on it afterwards. See colorize.portable.",
+)
 flags.DEFINE_boolean("progress", None, "Show a progress bar (default: when stderr is a terminal).")
 
 
 def config_from_flags():
     """The frozen config of the parsed flags."""
-    from colorize.trainer import ColorizeConfig
+    from colorize.config import ColorizeConfig
 
     names = [f.name for f in dataclasses.fields(ColorizeConfig)]
     return ColorizeConfig(**{name: FLAGS[name].value for name in names})
@@ -78,15 +87,22 @@ def config_from_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from colorize.trainer import train
     from common.training import NonFiniteLossError
 
-    config = config_from_flags()
+    if FLAGS.portable:
+        from colorize.portable import train
+    else:
+        from colorize.trainer import train
+
     try:
+        config = config_from_flags()
         result = train(config, FLAGS.workdir)
     except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
-    logging.info("done: step %d; exported to %s", result.step, ", ".join(result.exported) or "(no export)")
+    if FLAGS.portable:
+        logging.info("done: step %d; export with python -m colorize.export --workdir %s", result.step, FLAGS.workdir)
+    else:
+        logging.info("done: step %d; exported to %s", result.step, ", ".join(result.exported) or "(no export)")
 
 
 if __name__ == "__main__":

@@ -23,68 +23,26 @@ import math
 import os
 import sys
 import time
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
+from colorize.config import ColorizeConfig, check_resume_config, make_optimizer, validate
 from colorize.losses import colorize_loss, uv_mse
-from colorize.model import (ARCHITECTURE_FIELDS, BACKBONES, SIZE_MULTIPLE, architecture, build_colorizer,
-                            compose_rgb)
+from colorize.model import architecture, build_colorizer, compose_rgb
 from colorize.sample import sample_sheet
 from colorize.saved_model import export_colorizer
 from common.summaries import write_image, write_scalars
-from common.training import (TrainState, atomic_write_bytes, check_finite, load_config, next_batch, save_config,
+from common.training import (TrainState, atomic_write_bytes, check_finite, next_batch, save_config,
                              set_seed)
-from common.distribute import (STRATEGIES, check_batch, checkpoint_dir, distribute_dataset, distributed_step,
+from common.distribute import (check_batch, checkpoint_dir, distribute_dataset, distributed_step,
                                is_chief, make_strategy, remove_scratch, replica_loss, replicas,
                                synchronize_batch_norm)
 from data.colour import UV_OFFSET, yuv_to_rgb
 from data.datasets import colorize_dataset, split_files
 from data.io import write_png
-
-
-@dataclasses.dataclass(frozen=True)
-class ColorizeConfig:
-    """Resolved settings of one colouriser training run (defaults: the paper's)."""
-
-    data_dir: str
-    iterations: int = 41000  # sec. 5.1: ~41k, overfitting after ~30k
-    batch_size: int = 6  # Guo's config.py (the paper gives none)
-    size: int = 224  # sec. 4.1 / 5.2
-    learning_rate: float = 1e-3  # sec. 5.1, Adam
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-8
-    backbone_weights: str = "imagenet"  # 'imagenet', 'none' or a .h5 path
-    freeze_backbone: bool = True  # Guo kept the VGG16 fixed
-    backbone: str = "vgg16"  # Guo's; 'compact' = small encoder trained from scratch
-    global_context: bool = False  # image-wide features fused in (Iizuka et al.); not in Guo's network
-    output_batchnorm: bool = True  # Guo's BN before the output sigmoid
-    low_saturation_weight: float = 0.0  # paper's future work; 0 = the paper's loss
-    seed: int = 0
-    log_every: int = 50
-    sample_every: int = 1000  # sec. 5.1: inspected every 1000 iterations
-    num_samples: int = 4
-    eval_every: int = 1000
-    eval_images: int = 0  # 0 = the whole dev split
-    checkpoint_every: int = 1000
-    max_to_keep: int = 5
-    keep_best: bool = True
-    export: bool = True
-    export_dir: str = ""
-    tensorboard: bool = True
-    progress: Optional[bool] = None  # None: a bar when stderr is a terminal
-    strategy: str = "default"  # tf.distribute: default | mirrored | multi_worker
-
-
-# Fields a resumed run may change without changing what is learned.
-_BOOKKEEPING_FIELDS = (
-    "iterations", "log_every", "sample_every", "num_samples", "eval_every", "eval_images", "checkpoint_every",
-    "max_to_keep", "keep_best", "export", "export_dir", "tensorboard", "progress", "strategy",
-)
 
 
 @dataclasses.dataclass
@@ -107,53 +65,6 @@ class TrainResult:
     model: object
     optimizer: object
     exported: list
-
-
-def validate(config: ColorizeConfig) -> None:
-    """Raises ValueError for settings that cannot work, with the reason."""
-    if config.size <= 0 or config.size % SIZE_MULTIPLE:
-        raise ValueError(f"size must be a positive multiple of {SIZE_MULTIPLE} (224 in the paper), got {config.size}")
-    for name in ("iterations", "batch_size", "log_every", "sample_every", "eval_every", "checkpoint_every", "max_to_keep"):
-        if getattr(config, name) <= 0:
-            raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
-    if config.low_saturation_weight < 0:
-        raise ValueError("low_saturation_weight must be >= 0")
-    if not config.learning_rate > 0:
-        raise ValueError("learning_rate must be positive")
-    if config.strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {config.strategy!r}; choose from {STRATEGIES}")
-    if config.backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {config.backbone!r}; choose from {BACKBONES}")
-
-
-def make_optimizer(config: ColorizeConfig):
-    """Adam with the paper's settings (sec. 5.1)."""
-    import keras
-
-    return keras.optimizers.Adam(
-        learning_rate=config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon
-    )
-
-
-def _warn_config_changes(workdir: str, config: ColorizeConfig) -> None:
-    path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(path):
-        return
-    old = load_config(path)
-    new = dataclasses.asdict(config)
-    # A change of architecture makes the checkpoint a different model.
-    for key in ARCHITECTURE_FIELDS:
-        if key in old and old[key] != new[key]:
-            raise ValueError(
-                f"{workdir} holds a run with {key}={old[key]!r}; this run asks for {new[key]!r}. "
-                "Use a new --workdir or the old setting."
-            )
-    changed = {k: (old.get(k), v) for k, v in new.items() if k in old and old[k] != v}
-    learning = {k: v for k, v in changed.items() if k not in _BOOKKEEPING_FIELDS}
-    if learning:
-        logging.warning("resuming %s with changed training settings (old, new): %s", workdir, learning)
-    elif changed:
-        logging.info("resuming %s with changed settings (old, new): %s", workdir, changed)
 
 
 def _dev_files(config: ColorizeConfig) -> list:
@@ -181,6 +92,8 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
             good checkpoint is kept).
     """
     validate(config)
+    if os.path.isdir(os.path.join(workdir, "state")):
+        raise ValueError(f"{workdir} holds a --portable run (state/); continue it with --portable, or use a new --workdir")
     strategy = make_strategy(config.strategy)
     check_batch(strategy, config.batch_size)
     chief = is_chief(strategy)
@@ -191,7 +104,7 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
     ckpt_dir = os.path.join(workdir, "ckpt")
     resuming = tf.train.latest_checkpoint(ckpt_dir) is not None
     if resuming:
-        _warn_config_changes(workdir, config)
+        check_resume_config(workdir, config)
     if chief:
         save_config(config, workdir)
     if replicas(strategy) > 1:
@@ -213,7 +126,8 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
                        model=model, optimizer=optimizer)
     start = state.restore()
     # The checkpoint holds the optimiser's learning rate too; the config's wins.
-    optimizer.learning_rate = config.learning_rate
+    if not config.lr_decay_steps:
+        optimizer.learning_rate = config.learning_rate
     best = (TrainState(os.path.join(workdir, "ckpt_best"), max_to_keep=1, model=model)
             if config.keep_best and chief else None)
     best_loss = _read_best(workdir)
@@ -358,4 +272,4 @@ def _write_best(workdir: str, step: int, loss: float) -> None:
     atomic_write_bytes(os.path.join(workdir, "ckpt_best", "best.json"), text.encode("utf-8"))
 
 
-__all__ = ["ColorizeConfig", "TrainResult", "train", "validate", "make_optimizer"]
+__all__ = ["ColorizeConfig", "TrainResult", "train", "validate", "make_optimizer"]  # config: colorize.config

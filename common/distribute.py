@@ -28,7 +28,7 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from common.training import STRATEGIES  # noqa: F401  (re-exported; defined without TensorFlow)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -15,6 +15,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+# tf.distribute strategies the trainers accept (see common.distribute).
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
 
 class NonFiniteLossError(FloatingPointError):
     """Raised when a training loss becomes NaN or infinite."""

@@ -9,7 +9,6 @@ Training mode repeats forever and shuffles; eval mode is one deterministic pass.
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
@@ -17,43 +16,10 @@ import tensorflow as tf
 from absl import logging
 
 from data.colour import rgb_to_yuv
-from data.io import ImageReadError, check_image_file, list_images, read_image
+from data.io import ImageReadError, read_image
+from data.splits import SPLITS, split_files  # re-exported (see __all__)
 
 AUTOTUNE = tf.data.AUTOTUNE
-SPLITS = ("train", "dev", "test")
-
-
-def split_files(data_dir: str, split: str) -> list[str]:
-    """Images of one split in the layout written by `python -m data.prepare`.
-
-    Args:
-        data_dir: the `--out` folder of `data.prepare` (holds `train/`, `dev/`, `test/`).
-        split: `train`, `dev` or `test`.
-
-    Raises:
-        ValueError: unknown split, or no images there (the message says how to make them).
-    """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    folder = os.path.join(data_dir, split)
-    if not os.path.isdir(folder):
-        raise ValueError(
-            f"{folder}: no such folder. Prepare the data first: "
-            f"python -m data.prepare --src IMAGES_DIR --out {data_dir}"
-        )
-    files, problems = [], []
-    for path in list_images(folder):
-        try:
-            check_image_file(path)
-        except ImageReadError as e:
-            problems.append(str(e))
-            logging.warning("skipping %s", e)
-            continue
-        files.append(path)
-    if not files:
-        detail = f" ({len(problems)} unusable file(s), e.g. {problems[0]})" if problems else ""
-        raise ValueError(f"{folder}: no usable images (PNG/JPEG/TIFF/FITS) in the {split} split{detail}")
-    return files
 
 
 def _load_rgb(path: tf.Tensor) -> tf.Tensor:
@@ -238,3 +204,7 @@ def sr_dataset(
         deterministic=True,
     )
     return ds.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+
+
+__all__ = ["SPLITS", "split_files", "resize_image", "colorize_example", "colorize_dataset", "downscale", "sr_example",
+           "sr_dataset", "AUTOTUNE"]

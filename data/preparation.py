@@ -18,9 +18,8 @@ from absl import logging
 
 from common.training import atomic_write_bytes
 from data.io import ImageReadError, encode_png, list_images, read_image
+from data.splits import SPLITS
 from data.tiles import tile_boxes
-
-SPLITS = ("train", "dev", "test")
 
 
 @dataclasses.dataclass(frozen=True)

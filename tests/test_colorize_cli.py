@@ -15,6 +15,28 @@ import tensorflow as tf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _module_level_imports_of(*modules: str) -> set:
+    """Top-level packages imported at import time by `modules` and, transitively, the project modules they
+    import at module level (imports inside functions run later, only when called)."""
+    import ast
+
+    seen, found, todo = set(), set(), list(modules)
+    while todo:
+        name = todo.pop()
+        path = os.path.join(ROOT, *name.split(".")) + ".py"
+        if name in seen or not os.path.isfile(path):
+            continue
+        seen.add(name)
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        for node in tree.body:  # module level only
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for n in names:
+                found.add(n.split(".")[0])
+                todo.append(n)
+    return found
+
+
 def _run(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -60,3 +82,30 @@ def test_non_finite_loss_exits_with_a_message(real_images, tmp_path):
                 "--batch_size=2", "--size=32", "--backbone_weights=none", "--learning_rate=1e30", "--noexport")
     assert proc.returncode == 1
     assert "error: non-finite colorize loss" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_portable_training_needs_no_tensorflow(real_images, tmp_path):
+    """What a GPU machine with JAX but no TensorFlow runs: no module that `colorize.train --portable` loads
+    imports TensorFlow at import time (checked on the source: Keras's other backends need JAX, which CI
+    does not install), and `--portable` trains from the command line (here on Keras's TF backend) into a
+    run that `colorize.export` turns into a SavedModel."""
+    assert "tensorflow" not in _module_level_imports_of("colorize.train", "colorize.portable")
+    # The check can fail: the TensorFlow trainer does import it.
+    assert "tensorflow" in _module_level_imports_of("colorize.trainer")
+
+    data = tmp_path / "prepared"
+    os.makedirs(data / "train")
+    for p in real_images[:3]:
+        shutil.copy(p, data / "train")
+    run = tmp_path / "run"
+    r = _run("colorize.train", "--portable", f"--data_dir={data}", f"--workdir={run}", "--backbone=compact",
+             "--size=32", "--batch_size=2", "--iterations=4", "--checkpoint_every=2", "--lr_decay_steps=2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "no dev evaluation" in r.stderr and "colorize.export --workdir" in r.stderr
+    assert sorted(os.listdir(run / "weights")) == ["step_0000002.weights.h5", "step_0000004.weights.h5"]
+    r = _run("colorize.export", f"--workdir={run}", "--checkpoint=2", f"--output={tmp_path / 'export'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.load(open(tmp_path / "export" / "config.json"))["steps_trained"] == 2
+    r = _run("colorize.train", "--portable", f"--data_dir={data}", f"--workdir={run}", "--lr_decay_steps=x")
+    assert r.returncode == 1 and "error: lr_decay_steps must be step numbers" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,143 @@
+"""The colouriser's training settings, shared by both trainers.
+
+`ColorizeConfig` is the one resolved config of a run (saved as `config.json`
+beside its checkpoints). It is used by `colorize.trainer` (TensorFlow,
+`tf.distribute`, tf.train checkpoints) and by `colorize.portable` (Keras
+`model.fit` on whatever Keras backend is active, e.g. JAX on a GPU machine
+without TensorFlow), so this module imports neither TensorFlow nor flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+from absl import logging
+
+from colorize.model import ARCHITECTURE_FIELDS, BACKBONES, SIZE_MULTIPLE
+from common.training import STRATEGIES, load_config
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorizeConfig:
+    """Resolved settings of one colouriser training run (defaults: the paper's)."""
+
+    data_dir: str
+    iterations: int = 41000  # sec. 5.1: ~41k, overfitting after ~30k
+    batch_size: int = 6  # Guo's config.py (the paper gives none)
+    size: int = 224  # sec. 4.1 / 5.2
+    learning_rate: float = 1e-3  # sec. 5.1, Adam
+    lr_decay_steps: tuple = ()  # steps where the learning rate is multiplied by lr_decay_factor (none in the paper)
+    lr_decay_factor: float = 0.3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    backbone_weights: str = "imagenet"  # 'imagenet', 'none' or a .h5 path
+    freeze_backbone: bool = True  # Guo kept the VGG16 fixed
+    backbone: str = "vgg16"  # Guo's; 'compact' = small encoder trained from scratch
+    global_context: bool = False  # image-wide features fused in (Iizuka et al.); not in Guo's network
+    output_batchnorm: bool = True  # Guo's BN before the output sigmoid
+    low_saturation_weight: float = 0.0  # paper's future work; 0 = the paper's loss
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 1000  # sec. 5.1: inspected every 1000 iterations
+    num_samples: int = 4
+    eval_every: int = 1000
+    eval_images: int = 0  # 0 = the whole dev split
+    checkpoint_every: int = 1000
+    max_to_keep: int = 5
+    keep_best: bool = True
+    export: bool = True
+    export_dir: str = ""
+    tensorboard: bool = True
+    progress: Optional[bool] = None  # None: a bar when stderr is a terminal
+    strategy: str = "default"  # tf.distribute: default | mirrored | multi_worker
+
+    def __post_init__(self):
+        # Flags and config.json give lists; a frozen config holds a tuple.
+        try:
+            steps = tuple(int(s) for s in self.lr_decay_steps)
+        except (TypeError, ValueError):
+            raise ValueError(f"lr_decay_steps must be step numbers, got {list(self.lr_decay_steps)!r}") from None
+        object.__setattr__(self, "lr_decay_steps", steps)
+
+
+# Fields a resumed run may change without changing what is learned.
+BOOKKEEPING_FIELDS = (
+    "iterations", "log_every", "sample_every", "num_samples", "eval_every", "eval_images", "checkpoint_every",
+    "max_to_keep", "keep_best", "export", "export_dir", "tensorboard", "progress", "strategy",
+)
+
+
+def validate(config: ColorizeConfig) -> None:
+    """Raises ValueError for settings that cannot work, with the reason."""
+    if config.size <= 0 or config.size % SIZE_MULTIPLE:
+        raise ValueError(f"size must be a positive multiple of {SIZE_MULTIPLE} (224 in the paper), got {config.size}")
+    for name in ("iterations", "batch_size", "log_every", "sample_every", "eval_every", "checkpoint_every", "max_to_keep"):
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
+    if config.low_saturation_weight < 0:
+        raise ValueError("low_saturation_weight must be >= 0")
+    if not config.learning_rate > 0:
+        raise ValueError("learning_rate must be positive")
+    if list(config.lr_decay_steps) != sorted(set(config.lr_decay_steps)) or any(s <= 0 for s in config.lr_decay_steps):
+        raise ValueError(f"lr_decay_steps must be increasing positive steps, got {list(config.lr_decay_steps)}")
+    if not 0 < config.lr_decay_factor <= 1:
+        raise ValueError(f"lr_decay_factor must be in (0, 1], got {config.lr_decay_factor}")
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {config.strategy!r}; choose from {STRATEGIES}")
+    if config.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {config.backbone!r}; choose from {BACKBONES}")
+
+
+def learning_rate(config: ColorizeConfig):
+    """The learning rate: `config.learning_rate`, times `lr_decay_factor` at each of `lr_decay_steps`.
+
+    Returns a float when there is no decay (so a resumed run can be given a
+    new rate), else a Keras schedule on the optimiser's iteration count.
+    """
+    if not config.lr_decay_steps:
+        return float(config.learning_rate)
+    import keras
+
+    values = [config.learning_rate * config.lr_decay_factor ** i for i in range(len(config.lr_decay_steps) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(list(config.lr_decay_steps), values)
+
+
+def make_optimizer(config: ColorizeConfig):
+    """Adam with the paper's settings (sec. 5.1) and the run's learning-rate steps."""
+    import keras
+
+    return keras.optimizers.Adam(
+        learning_rate=learning_rate(config), beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon
+    )
+
+
+def check_resume_config(workdir: str, config: ColorizeConfig) -> None:
+    """Refuses to resume `workdir` as a different network; logs other changed settings.
+
+    Raises:
+        ValueError: the run in `workdir` has another architecture (see `colorize.model.ARCHITECTURE_FIELDS`).
+    """
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        return
+    old = load_config(path)
+    new = json.loads(json.dumps(dataclasses.asdict(config)))  # as config.json holds it (lists, not tuples)
+    # A change of architecture makes the checkpoint a different model.
+    for key in ARCHITECTURE_FIELDS:
+        if key in old and old[key] != new[key]:
+            raise ValueError(
+                f"{workdir} holds a run with {key}={old[key]!r}; this run asks for {new[key]!r}. "
+                "Use a new --workdir or the old setting."
+            )
+    changed = {k: (old.get(k), v) for k, v in new.items() if k in old and old[k] != v}
+    learning = {k: v for k, v in changed.items() if k not in BOOKKEEPING_FIELDS}
+    if learning:
+        logging.warning("resuming %s with changed training settings (old, new): %s", workdir, learning)
+    elif changed:
+        logging.info("resuming %s with changed settings (old, new): %s", workdir, changed)
+
+
+__all__ = ["ColorizeConfig", "BOOKKEEPING_FIELDS", "validate", "learning_rate", "make_optimizer", "check_resume_config"]
