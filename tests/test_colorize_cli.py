@@ -89,7 +89,7 @@ def test_portable_training_needs_no_tensorflow(real_images, tmp_path):
     imports TensorFlow at import time (checked on the source: Keras's other backends need JAX, which CI
     does not install), and `--portable` trains from the command line (here on Keras's TF backend) into a
     run that `colorize.export` turns into a SavedModel."""
-    assert "tensorflow" not in _module_level_imports_of("colorize.train", "colorize.portable")
+    assert "tensorflow" not in _module_level_imports_of("colorize.train", "colorize.portable", "data.examples")
     # The check can fail: the TensorFlow trainer does import it.
     assert "tensorflow" in _module_level_imports_of("colorize.trainer")
 

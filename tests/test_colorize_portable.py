@@ -1,4 +1,5 @@
-"""The portable (`model.fit`, any Keras backend) colouriser trainer: examples, training, resume, export."""
+"""The portable (`model.fit`, any Keras backend) colouriser trainer and its examples (`data.examples`):
+examples equal to the tf.data ones, training, resume, export."""
 import dataclasses
 import json
 import os
@@ -9,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from colorize import portable
+from data import examples
 from colorize.config import ColorizeConfig
 from colorize.losses import colorize_loss
 from colorize.saved_model import export_colorizer, restore_colorizer
@@ -22,12 +24,12 @@ def _tf_resize(image, size):
 
 def test_whole_images_match_the_tf_eval_examples(real_images):
     """Dev examples: each (zero-padded) image resized whole, as `colorize_example(training=False)` makes them."""
-    images, sizes = portable.load_images(real_images[:2])
+    images, sizes = examples.load_images(real_images[:2])
     cut = images[1, :200, :150].astype(np.float32)  # a non-square image among square ones
     images[1] = 0
     images[1, :200, :150] = cut
     sizes[1] = (200, 150)
-    y, uv = portable.make_examples(images, portable.whole_images(sizes), 48)
+    y, uv = examples.make_examples(images, examples.whole_images(sizes), 48)
     for i in range(2):
         h, w = sizes[i]
         ref_y, ref_uv = colorize_example(tf.constant(images[i, :h, :w].astype(np.float32)), 48, False, None)
@@ -42,7 +44,7 @@ def test_crops_flips_and_resizes_match_tf(side, size):
     for code in range(8):
         ud, lr, tr = code & 1, (code >> 1) & 1, (code >> 2) & 1
         params = np.array([[5, 7, side, side, ud, lr, tr]], np.float32)
-        out = np.asarray(portable.crop_resize(image, params, size))[0]
+        out = np.asarray(examples.crop_resize(image, params, size))[0]
         crop = image[0, 5:5 + side, 7:7 + side]
         crop = crop[::-1] if ud else crop
         crop = crop[:, ::-1] if lr else crop
@@ -53,7 +55,7 @@ def test_crops_flips_and_resizes_match_tf(side, size):
 def test_random_crops_are_squares_of_half_to_all_of_the_short_side():
     rng = np.random.default_rng(0)
     sizes = np.tile([[120, 200]], (2000, 1))
-    p = portable.random_crops(rng, sizes)
+    p = examples.random_crops(rng, sizes)
     top, left, h, w = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
     assert np.array_equal(h, w) and h.min() >= 60 and h.max() <= 120
     assert (top >= 0).all() and (top + h <= 120).all() and (left >= 0).all() and (left + w <= 200).all()
@@ -68,14 +70,14 @@ def test_load_images_pads_repeats_grey_and_skips_unreadable(tmp_path, real_image
     grey = read_image(real_images[0])[:100, :80].mean(axis=-1, keepdims=True)
     write_png(str(tmp_path / "grey.png"), grey)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    images, sizes = portable.load_images([str(tmp_path / "grey.png"), str(tmp_path / "broken.png"), real_images[1]])
+    images, sizes = examples.load_images([str(tmp_path / "grey.png"), str(tmp_path / "broken.png"), real_images[1]])
     assert images.shape == (2, 256, 256, 3) and images.dtype == np.float16
     assert sizes.tolist() == [[100, 80], [256, 256]]
     assert np.array_equal(images[0, :100, :80, 0], images[0, :100, :80, 2])  # grey repeated
     assert not images[0, 100:].any() and not images[0, :, 80:].any()  # black padding
     np.testing.assert_allclose(images[1], read_image(real_images[1]), atol=1e-3)
     with pytest.raises(ValueError, match="could be read"):
-        portable.load_images([str(tmp_path / "broken.png")])
+        examples.load_images([str(tmp_path / "broken.png")])
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +93,8 @@ def _config(data_dir, **kw):
 
 
 def _fixed_examples(prepared):
-    images, sizes = portable.load_images(split_files(prepared, "train"))
-    return portable.make_examples(images, portable.whole_images(sizes), 64)
+    images, sizes = examples.load_images(split_files(prepared, "train"))
+    return examples.make_examples(images, examples.whole_images(sizes), 64)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,132 @@
+"""Colouriser examples without TensorFlow: images in memory, random crops, resize on the accelerator.
+
+The portable trainer (`colorize.portable`) makes the same examples as
+`data.datasets.colorize_example` with Keras ops only, so they run on any Keras
+backend: a crop of 50-100 % of the shorter side in one of the 8
+flips/rotations (training) or the whole image (evaluation), resized with
+antialiased bilinear and split into Y and UV. Crop, flip and resize are one
+batched product with per-image interpolation matrices (`crop_resize`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from absl import logging
+from keras import ops
+
+from data.colour import rgb_to_yuv
+from data.io import ImageReadError, read_image
+
+# Columns of a crop-parameter row: top, left, height, width (input pixels),
+# then flip up-down, flip left-right, transpose (0/1).
+N_CROP_PARAMS = 7
+
+
+def load_images(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Reads images into one array, each at the top left, zero-padded (black sky) to the largest.
+
+    Unreadable files are skipped with a warning, as in `data.datasets`. float16
+    halves the memory of float32; its rounding (under 1/4000) is far below an 8-bit level.
+
+    Args:
+        paths: image files (anything `data.io.read_image` reads).
+
+    Returns:
+        images `[N, H, W, 3]` float16 in [0, 1] (grey repeated to RGB) and
+        sizes `[N, 2]` int32 (height, width of each image).
+
+    Raises:
+        ValueError: no file could be read.
+    """
+    arrays = []
+    for path in paths:
+        try:
+            image = read_image(path)
+        except ImageReadError as e:
+            logging.warning("skipping unreadable image: %s", e)
+            continue
+        arrays.append(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image)
+    if not arrays:
+        raise ValueError(f"none of the {len(paths)} image file(s) could be read")
+    sizes = np.array([a.shape[:2] for a in arrays], np.int32)
+    images = np.zeros((len(arrays), *sizes.max(axis=0), 3), np.float16)
+    for i, a in enumerate(arrays):
+        images[i, : a.shape[0], : a.shape[1]] = a
+    return images, sizes
+
+
+def random_crops(rng: np.random.Generator, sizes: np.ndarray) -> np.ndarray:
+    """Crop parameters `[B, 7]` float32 for training (see `N_CROP_PARAMS`).
+
+    A square of 50-100 % of each image's shorter side at a random place, and
+    one of the 8 flips/rotations (the sky has no preferred orientation): the
+    draws of `data.datasets.colorize_example`.
+
+    Args:
+        rng: NumPy generator.
+        sizes: `[B, 2]` (height, width) of the images.
+    """
+    b = len(sizes)
+    short = sizes.min(axis=1)
+    side = np.maximum((short * rng.uniform(0.5, 1.0, b)).astype(np.int64), 1)
+    top = rng.integers(0, sizes[:, 0] - side + 1)
+    left = rng.integers(0, sizes[:, 1] - side + 1)
+    flips = rng.integers(0, 2, (b, 3))
+    return np.column_stack([top, left, side, side, flips]).astype(np.float32)
+
+
+def whole_images(sizes: np.ndarray) -> np.ndarray:
+    """Crop parameters `[B, 7]` float32 that take each whole image, unflipped (evaluation)."""
+    b = len(sizes)
+    return np.column_stack([np.zeros((b, 2)), sizes, np.zeros((b, 3))]).astype(np.float32)
+
+
+def _resize_weights(start, length, flip, in_len: int, out_len: int):
+    """`[B, out_len, in_len]` rows of antialiased bilinear weights over `[start, start + length)`.
+
+    Output pixel i's centre (i + 0.5) maps to `start + (i + 0.5) * length /
+    out_len` in the input; the triangle kernel is widened by the scale when
+    shrinking (antialiasing) and weights are renormalised over the crop, as in
+    TensorFlow's `scale_and_translate`. `flip` (0/1) mirrors the output.
+    """
+    scale = length / out_len  # input pixels per output pixel, [B]
+    support = ops.maximum(scale, 1.0)
+    i = ops.arange(out_len, dtype="float32") + 0.5
+    i = ops.where(flip[:, None] > 0.5, out_len - i[None, :], i[None, :])  # [B, S]
+    centre = start[:, None] + i * scale[:, None]
+    j = ops.arange(in_len, dtype="float32") + 0.5  # [N]
+    dist = ops.abs(j[None, None, :] - centre[:, :, None]) / support[:, None, None]
+    inside = ops.logical_and(j[None, :] > start[:, None], j[None, :] < (start + length)[:, None])  # [B, N]
+    w = ops.relu(1.0 - dist) * ops.cast(inside, "float32")[:, None, :]
+    return w / ops.maximum(ops.sum(w, axis=-1, keepdims=True), 1e-12)
+
+
+def crop_resize(images, params, size: int):
+    """Crops, flips and resizes a batch in one product (see `_resize_weights`).
+
+    Args:
+        images: `[B, H, W, 3]` in [0, 1] (any float dtype).
+        params: `[B, 7]` rows from `random_crops` or `whole_images`.
+        size: output side.
+
+    Returns:
+        `[B, size, size, 3]` float32 in [0, 1].
+    """
+    x = ops.cast(images, "float32")
+    params = ops.cast(params, "float32")
+    rows = _resize_weights(params[:, 0], params[:, 2], params[:, 4], int(x.shape[1]), size)
+    cols = _resize_weights(params[:, 1], params[:, 3], params[:, 5], int(x.shape[2]), size)
+    out = ops.einsum("bsh,bhwc->bswc", rows, x)
+    out = ops.einsum("btw,bswc->bstc", cols, out)
+    out = ops.where(params[:, 6, None, None, None] > 0.5, ops.transpose(out, (0, 2, 1, 3)), out)
+    return ops.clip(out, 0.0, 1.0)
+
+
+def make_examples(images, params, size: int):
+    """`(y [B, size, size, 1], uv [B, size, size, 2])`, as `data.datasets.colorize_example` gives them."""
+    yuv = rgb_to_yuv(crop_resize(images, params, size))
+    return yuv[..., :1], yuv[..., 1:]
+
+
+__all__ = ["N_CROP_PARAMS", "load_images", "random_crops", "whole_images", "crop_resize", "make_examples"]
