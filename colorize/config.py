@@ -114,6 +114,16 @@ def make_optimizer(config: ColorizeConfig):
     )
 
 
+def use_config_learning_rate(optimizer, config: ColorizeConfig) -> None:
+    """After a restore: the config's learning rate wins over the one saved with the optimiser.
+
+    A restored optimiser carries its old rate; a resumed run may be given a new
+    `--learning_rate` (a float). A step schedule follows the restored iteration count.
+    """
+    if not config.lr_decay_steps:
+        optimizer.learning_rate = config.learning_rate
+
+
 def check_resume_config(workdir: str, config: ColorizeConfig) -> None:
     """Refuses to resume `workdir` as a different network; logs other changed settings.
 
@@ -140,4 +150,5 @@ def check_resume_config(workdir: str, config: ColorizeConfig) -> None:
         logging.info("resuming %s with changed settings (old, new): %s", workdir, changed)
 
 
-__all__ = ["ColorizeConfig", "BOOKKEEPING_FIELDS", "validate", "learning_rate", "make_optimizer", "check_resume_config"]
+__all__ = ["ColorizeConfig", "BOOKKEEPING_FIELDS", "validate", "learning_rate", "make_optimizer", "use_config_learning_rate",
+           "check_resume_config"]

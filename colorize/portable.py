@@ -45,10 +45,10 @@ import numpy as np
 from absl import logging
 from keras import ops
 
-from colorize.config import ColorizeConfig, check_resume_config, make_optimizer, validate
+from colorize.config import ColorizeConfig, check_resume_config, make_optimizer, use_config_learning_rate, validate
 from colorize.losses import colorize_loss, uv_mse
 from colorize.model import architecture, build_colorizer
-from common.training import atomic_write_bytes, check_finite, save_config, set_seed
+from common.training import atomic_write_bytes, check_finite, read_best, save_config, set_seed, write_best
 from data.colour import UV_OFFSET
 from data.examples import N_CROP_PARAMS, load_images, make_examples, random_crops, whole_images
 from data.splits import split_files
@@ -150,6 +150,11 @@ def state_path(workdir: str) -> Optional[str]:
     return None
 
 
+def _state_step(folder: str) -> int:
+    with open(os.path.join(folder, "step.json"), encoding="utf-8") as f:
+        return int(json.load(f)["step"])
+
+
 def weights_file(workdir: str, checkpoint: str = "latest") -> tuple[str, int]:
     """The `.weights.h5` file of a portable run and its step.
 
@@ -164,13 +169,11 @@ def weights_file(workdir: str, checkpoint: str = "latest") -> tuple[str, int]:
     if checkpoint == "latest":
         folder = state_path(workdir)
         if folder:
-            with open(os.path.join(folder, "step.json"), encoding="utf-8") as f:
-                return os.path.join(folder, "model.weights.h5"), int(json.load(f)["step"])
+            return os.path.join(folder, "model.weights.h5"), _state_step(folder)
     elif checkpoint == "best":
-        meta = os.path.join(workdir, BEST_DIR, "best.json")
-        if os.path.isfile(meta):
-            with open(meta, encoding="utf-8") as f:
-                return os.path.join(workdir, BEST_DIR, "model.weights.h5"), int(json.load(f)["step"])
+        record = read_best(os.path.join(workdir, BEST_DIR))
+        if record:
+            return os.path.join(workdir, BEST_DIR, "model.weights.h5"), int(record["step"])
     else:
         path = os.path.join(workdir, WEIGHTS_DIR, f"step_{int(checkpoint):07d}.weights.h5")
         if os.path.isfile(path):
@@ -186,16 +189,7 @@ def _restore_state(path: str, colorizer: keras.Model, optimizer) -> int:
         raise ValueError(f"{path}: the saved optimizer state does not fit this model")
     for v, a in zip(optimizer.variables, arrays):
         v.assign(a)
-    with open(os.path.join(path, "step.json"), encoding="utf-8") as f:
-        return int(json.load(f)["step"])
-
-
-def _read_best(workdir: str) -> float:
-    path = os.path.join(workdir, BEST_DIR, "best.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            return float(json.load(f)["dev_loss"])
-    return float("inf")
+    return _state_step(path)
 
 
 class _Progress(keras.callbacks.Callback):
@@ -206,8 +200,10 @@ class _Progress(keras.callbacks.Callback):
         self.config, self.workdir, self.start = config, workdir, start
         self.colorizer, self.optimizer, self.dev = colorizer, optimizer, dev
         self.step, self.losses, self.last_dev = start, [], {}
-        self.best_loss = _read_best(workdir)
-        self._window = (0, 0.0, time.perf_counter())  # (batches, running mean) at the last log
+        record = read_best(os.path.join(workdir, BEST_DIR))
+        self.best_loss = record["dev_loss"] if record else float("inf")
+        self._sum = 0.0  # of this fit's step losses so far
+        self._window = (0, 0.0, time.perf_counter())  # (batches, loss sum, time) at the last log
 
     def _sync(self) -> None:
         # On JAX, fit keeps the state outside the variables; reading `self.model` puts it back.
@@ -216,17 +212,17 @@ class _Progress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         # fit's "loss" is the mean since the epoch began; undo that for this step.
         n, mean = batch + 1, float(logs["loss"])
-        prev_n, prev_mean, prev_t = self._window
-        step_loss = mean * n - (self.losses[-1][2] if self.losses else 0.0)
-        self.losses.append((self.start + n, step_loss, mean * n))
+        prev_n, prev_sum, prev_t = self._window
+        self.losses.append((self.start + n, mean * n - self._sum))
+        self._sum = mean * n
         self.step = self.start + n
         check_finite({"colorize": mean}, self.step)
         c = self.config
         if self.step % c.log_every == 0 or self.step == c.iterations:
             now = time.perf_counter()
-            window_mean = (mean * n - prev_mean * prev_n) / (n - prev_n)
+            window_mean = (self._sum - prev_sum) / (n - prev_n)
             logging.info("step %d loss %.6f (%.2f steps/s)", self.step, window_mean, (n - prev_n) / (now - prev_t))
-            self._window = (n, mean, now)
+            self._window = (n, self._sum, now)
         if self.dev is not None and (self.step % c.eval_every == 0 or self.step == c.iterations):
             self._sync()
             self.last_dev = evaluate(self.colorizer, *self.dev, c.size, c.batch_size)
@@ -243,8 +239,7 @@ class _Progress(keras.callbacks.Callback):
         tmp = os.path.join(folder, "model.tmp.weights.h5")
         self.colorizer.save_weights(tmp)
         os.replace(tmp, os.path.join(folder, "model.weights.h5"))
-        text = json.dumps({"step": self.step, "dev_loss": self.best_loss}) + "\n"
-        atomic_write_bytes(os.path.join(folder, "best.json"), text.encode("utf-8"))
+        write_best(folder, self.step, self.best_loss)
 
     def save(self) -> None:
         """Full state plus a weights snapshot at the current step."""
@@ -313,8 +308,7 @@ def train(config: ColorizeConfig, workdir: str) -> PortableResult:
     start = _restore_state(resume, colorizer, optimizer) if resume else 0
     if resume:
         logging.info("resumed from %s at step %d", resume, start)
-        if not config.lr_decay_steps:
-            optimizer.learning_rate = config.learning_rate  # the config's rate wins, as in colorize.trainer
+        use_config_learning_rate(optimizer, config)
     weight = float(config.low_saturation_weight)
     model.compile(optimizer=optimizer, loss=lambda _, out: colorize_loss(out[..., :2], out[..., 2:], weight),
                   jit_compile="auto")
@@ -331,8 +325,7 @@ def train(config: ColorizeConfig, workdir: str) -> PortableResult:
         progress.save()
     else:
         logging.info("nothing to do: the state is at step %d >= iterations %d", start, config.iterations)
-    losses = [(s, loss) for s, loss, _ in progress.losses]
-    return PortableResult(start_step=start, step=progress.step, losses=losses, dev=progress.last_dev, model=colorizer)
+    return PortableResult(start_step=start, step=progress.step, losses=progress.losses, dev=progress.last_dev, model=colorizer)
 
 
 __all__ = ["train", "PortableResult", "evaluate", "state_path", "weights_file"]

@@ -18,7 +18,6 @@ What a run leaves in `workdir`:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -29,14 +28,13 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
-from colorize.config import ColorizeConfig, check_resume_config, make_optimizer, validate
+from colorize.config import ColorizeConfig, check_resume_config, make_optimizer, use_config_learning_rate, validate
 from colorize.losses import colorize_loss, uv_mse
 from colorize.model import architecture, build_colorizer, compose_rgb
 from colorize.sample import sample_sheet
 from colorize.saved_model import export_colorizer
 from common.summaries import write_image, write_scalars
-from common.training import (TrainState, atomic_write_bytes, check_finite, next_batch, save_config,
-                             set_seed)
+from common.training import TrainState, check_finite, next_batch, read_best, save_config, set_seed, write_best
 from common.distribute import (check_batch, checkpoint_dir, distribute_dataset, distributed_step,
                                is_chief, make_strategy, remove_scratch, replica_loss, replicas,
                                synchronize_batch_norm)
@@ -125,12 +123,11 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
     state = TrainState(checkpoint_dir(strategy, ckpt_dir), max_to_keep=config.max_to_keep, restore_from=ckpt_dir,
                        model=model, optimizer=optimizer)
     start = state.restore()
-    # The checkpoint holds the optimiser's learning rate too; the config's wins.
-    if not config.lr_decay_steps:
-        optimizer.learning_rate = config.learning_rate
+    use_config_learning_rate(optimizer, config)
     best = (TrainState(os.path.join(workdir, "ckpt_best"), max_to_keep=1, model=model)
             if config.keep_best and chief else None)
-    best_loss = _read_best(workdir)
+    best_record = read_best(os.path.join(workdir, "ckpt_best"))
+    best_loss = best_record["dev_loss"] if best_record else float("inf")
     if resuming:
         logging.info("resumed from %s at step %d (optimizer iterations %d)", state.latest, start, int(optimizer.iterations.numpy()))
 
@@ -229,7 +226,7 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
                     if best is not None and dev["loss"] < best_loss:
                         best_loss = dev["loss"]
                         best.save(step)
-                        _write_best(workdir, step, best_loss)
+                        write_best(os.path.join(workdir, "ckpt_best"), step, best_loss)
                 if step % config.sample_every == 0 or step == config.iterations:
                     save_samples(step)
                 if step % config.checkpoint_every == 0 and step < config.iterations:
@@ -257,19 +254,6 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
             exported.append(export_colorizer(model, target, meta, steps_trained=step, trained=step > 0, overwrite=True))
             logging.info("exported the colouriser to %s", target)
     return TrainResult(start_step=start, step=step, losses=losses, dev=dev, model=model, optimizer=optimizer, exported=exported)
-
-
-def _read_best(workdir: str) -> float:
-    path = os.path.join(workdir, "ckpt_best", "best.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            return float(json.load(f)["dev_loss"])
-    return float("inf")
-
-
-def _write_best(workdir: str, step: int, loss: float) -> None:
-    text = json.dumps({"step": step, "dev_loss": loss}) + "\n"
-    atomic_write_bytes(os.path.join(workdir, "ckpt_best", "best.json"), text.encode("utf-8"))
 
 
 __all__ = ["ColorizeConfig", "TrainResult", "train", "validate", "make_optimizer"]  # config: colorize.config

@@ -94,6 +94,21 @@ def load_config(path: str) -> dict:
         return json.load(f)
 
 
+def read_best(folder: str) -> dict | None:
+    """The `best.json` record (`{"step", "dev_loss"}`) a trainer keeps beside its best weights, or None."""
+    path = os.path.join(folder, "best.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_best(folder: str, step: int, dev_loss: float) -> None:
+    """Writes the `best.json` record of `read_best` atomically."""
+    text = json.dumps({"step": step, "dev_loss": dev_loss}) + "\n"
+    atomic_write_bytes(os.path.join(folder, "best.json"), text.encode("utf-8"))
+
+
 def check_finite(losses: Mapping[str, Any], step: int) -> None:
     """Stops training on a NaN/inf loss, naming the loss and the step.
 

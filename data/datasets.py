@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from data.colour import rgb_to_yuv
-from data.io import ImageReadError, read_image
+from data.io import ImageReadError, read_rgb
 from data.splits import SPLITS, split_files  # re-exported (see __all__)
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -27,15 +27,12 @@ def _load_rgb(path: tf.Tensor) -> tf.Tensor:
 
     def _read(p: bytes) -> np.ndarray:
         try:
-            image = read_image(p.decode("utf-8"))
+            return read_rgb(p.decode("utf-8")).astype(np.float32)
         except ImageReadError as e:
             # One corrupt file must not end a long run: it is dropped (see
             # `_readable`) and named in the log each time it comes round.
             logging.warning("skipping unreadable training image: %s", e)
             return np.zeros((0, 0, 3), np.float32)
-        if image.shape[-1] == 1:
-            image = np.repeat(image, 3, axis=-1)
-        return image.astype(np.float32)
 
     image = tf.numpy_function(_read, [path], tf.float32, stateful=False)
     image.set_shape([None, None, 3])

@@ -16,7 +16,7 @@ from absl import logging
 from keras import ops
 
 from data.colour import rgb_to_yuv
-from data.io import ImageReadError, read_image
+from data.io import ImageReadError, read_rgb
 
 # Columns of a crop-parameter row: top, left, height, width (input pixels),
 # then flip up-down, flip left-right, transpose (0/1).
@@ -42,11 +42,9 @@ def load_images(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     arrays = []
     for path in paths:
         try:
-            image = read_image(path)
+            arrays.append(read_rgb(path))
         except ImageReadError as e:
             logging.warning("skipping unreadable image: %s", e)
-            continue
-        arrays.append(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image)
     if not arrays:
         raise ValueError(f"none of the {len(paths)} image file(s) could be read")
     sizes = np.array([a.shape[:2] for a in arrays], np.int32)

@@ -403,6 +403,12 @@ def read_image(path: str) -> np.ndarray:
     return out
 
 
+def read_rgb(path: str) -> np.ndarray:
+    """`read_image` as float32 RGB `[H, W, 3]` in [0, 1]: grey images are repeated to three channels."""
+    image = read_image(path)
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+
+
 def _png16_bytes(a: np.ndarray) -> bytes:
     import png
 
@@ -448,5 +454,5 @@ def write_tiff16(path: str, image: np.ndarray) -> None:
 
 __all__ = [
     "ImageReadError", "Stretch", "FitsImage", "IMAGE_EXTENSIONS", "is_fits", "is_image_file",
-    "list_images", "fit_stretch", "read_fits", "read_image", "encode_png", "write_png", "write_tiff16",
+    "list_images", "fit_stretch", "read_fits", "read_image", "read_rgb", "encode_png", "write_png", "write_tiff16",
 ]
