@@ -102,7 +102,9 @@ def learning_rate(config: ColorizeConfig):
     import keras
 
     values = [config.learning_rate * config.lr_decay_factor ** i for i in range(len(config.lr_decay_steps) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(list(config.lr_decay_steps), values)
+    # The schedule sees the iterations done before an update and keeps values[0] while that is <= its
+    # first boundary: boundary N - 1 makes update N + 1, the first after step N, the first at the lower rate.
+    return keras.optimizers.schedules.PiecewiseConstantDecay([s - 1 for s in config.lr_decay_steps], values)
 
 
 def make_optimizer(config: ColorizeConfig):

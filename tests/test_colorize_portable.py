@@ -80,6 +80,21 @@ def test_load_images_pads_repeats_grey_and_skips_unreadable(tmp_path, real_image
         examples.load_images([str(tmp_path / "broken.png")])
 
 
+def test_learning_rate_drops_after_the_named_steps():
+    """--lr_decay_steps 3,5 --lr_decay_factor 0.5: updates 1-3 at 1e-3, 4-5 at 5e-4, then 2.5e-4."""
+    from colorize.config import make_optimizer
+
+    optimizer = make_optimizer(ColorizeConfig(data_dir="", learning_rate=1e-3, lr_decay_steps=(3, 5),
+                                              lr_decay_factor=0.5))
+    w = keras.Variable(np.zeros(2, np.float32))
+    optimizer.build([w])
+    rates = []
+    for _ in range(7):
+        rates.append(float(optimizer.learning_rate))  # the rate the next update uses
+        optimizer.apply_gradients([(np.ones(2, np.float32), w)])
+    np.testing.assert_allclose(rates, [1e-3] * 3 + [5e-4] * 2 + [2.5e-4] * 2, rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def prepared(make_prepared):
     return make_prepared(4, 2)
