@@ -19,7 +19,9 @@ SR_COLUMNS = (
     ("ssim_rgb", "SSIM RGB", "{:.4f}"), ("ssim_y", "SSIM Y", "{:.4f}"),
     ("bias_r", "bias R", "{:+.2f}"), ("bias_g", "bias G", "{:+.2f}"), ("bias_b", "bias B", "{:+.2f}"),
     ("ring_psnr", "ring 8px PSNR", "{:.2f}"), ("d_ring_psnr", "ring Δ vs bicubic", "{:+.2f}"),
+    ("ring_mse", "ring MSE", "{:.3f}"),
     ("stars", "stars", "{}"), ("flux_err_median", "median abs dF/F", "{:.4f}"),
+    ("flux_dev_median", "median dF/F", "{:+.4f}"),
 )
 COLOUR_COLUMNS = (
     ("domain", "domain", "{}"), ("method", "method", "{}"), ("n", "n", "{}"),

@@ -26,9 +26,9 @@ from scipy import ndimage
 class Apertures:
     """Aperture and background annulus radii in px (of the frame measured)."""
 
-    r_aperture: float = 3.0
-    r_inner: float = 6.0
-    r_outer: float = 10.0
+    r_aperture: float = 4.0
+    r_inner: float = 8.0
+    r_outer: float = 12.0
 
 
 DEFAULT_APERTURES = Apertures()
@@ -107,10 +107,17 @@ def aperture_flux(linear: np.ndarray, stars: np.ndarray, apertures: Apertures = 
     return out
 
 
-def flux_errors(truth: np.ndarray, test: np.ndarray, stars: np.ndarray,
-                apertures: Apertures = DEFAULT_APERTURES) -> np.ndarray:
-    """|F_test - F_truth| / F_truth per star (stars whose true flux is not positive are left out)."""
+def relative_flux_errors(truth: np.ndarray, test: np.ndarray, stars: np.ndarray,
+                         apertures: Apertures = DEFAULT_APERTURES) -> np.ndarray:
+    """(F_test - F_truth) / F_truth per star, signed (negative: flux lost); stars whose true flux
+    is not positive are left out."""
     f_true = aperture_flux(truth, stars, apertures)
     f_test = aperture_flux(test, stars, apertures)
     ok = f_true > 0
-    return np.abs(f_test[ok] - f_true[ok]) / f_true[ok]
+    return (f_test[ok] - f_true[ok]) / f_true[ok]
+
+
+def flux_errors(truth: np.ndarray, test: np.ndarray, stars: np.ndarray,
+                apertures: Apertures = DEFAULT_APERTURES) -> np.ndarray:
+    """|F_test - F_truth| / F_truth per star (see `relative_flux_errors`)."""
+    return np.abs(relative_flux_errors(truth, test, stars, apertures))

@@ -84,17 +84,17 @@ def _star_field(shape=(64, 64), stars=(), sigma=1.2, background=10.0, noise=1.0,
 def test_photometry_finds_isolated_unsaturated_stars_and_recovers_flux():
     stars = [(20, 20, 500.0), (20, 44, 800.0), (44, 30, 300.0),
              (44, 40, 200.0),  # 10 px from a brighter star (< 10.5): not isolated
-             (5, 30, 900.0),  # within r_outer (10 px) of the border
-             (48, 52, 5000.0)]  # peak above the saturation level
+             (5, 30, 900.0),  # within r_outer (12 px) of the border
+             (48, 50, 5000.0)]  # peak above the saturation level
     frame, part = _star_field(stars=stars)
     found = ph.find_stars(frame, k=20, isolation=10.5, saturation=2000.0)
     assert [tuple(p) for p in found] == [(20, 20), (20, 44), (44, 30)]
-    # Noise-free: the flux is the star's own sum within r <= 3 px; the annulus median is the
-    # background plus the star's tail at r >= 6 px (<= amp exp(-36 / 2.88) = 4e-6 amp per
-    # pixel), times the 29 aperture pixels: a bound of 29 * 4e-6 * 800 < 0.1. (The 200 star's wing
-    # reaches a minority of (44, 30)'s annulus pixels, so the median stays on clean ones.)
+    # Noise-free: the flux is the star's own sum within r <= 4 px; the annulus median is the
+    # background plus the star's tail at r >= 8 px (<= amp exp(-64 / 2.88) < 1e-9 amp per
+    # pixel), times the 49 aperture pixels: far below 0.1. (The 200 star lies in (44, 30)'s
+    # 8-12 px annulus but covers a minority of its ~250 pixels, so the median stays on clean ones.)
     clean = 10.0 + part
-    expected = [sum(part[y + dy, x + dx] for dy in range(-3, 4) for dx in range(-3, 4) if dy * dy + dx * dx <= 9)
+    expected = [sum(part[y + dy, x + dx] for dy in range(-4, 5) for dx in range(-4, 5) if dy * dy + dx * dx <= 16)
                 for y, x in found]
     np.testing.assert_allclose(ph.aperture_flux(clean, found), expected, atol=0.1)
     np.testing.assert_array_equal(ph.flux_errors(frame, frame, found), 0.0)
@@ -185,3 +185,24 @@ def test_missing_package_is_one_clear_error(tmp_path):
     assert proc.returncode == 2
     assert "m51.fits.gz: missing; unpack Debian package libastro-fits-cfitsio-perl" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_raw_loader_gives_each_chip_in_display_order_and_central_crop(tmp_path):
+    from astropy.io import fits
+
+    _fake_packages(tmp_path / "pkg")
+    frames = domains.load_raw_hst(str(tmp_path / "pkg"), crop=32)
+    assert [f.name for f in frames] == [f"u40x010hm_c0f_chip{i}" for i in range(4)] + ["m51"]
+    cube = fits.getdata(tmp_path / "pkg" / domains.HELD_OUT_FITS[0][0]).astype(np.float32)
+    np.testing.assert_array_equal(frames[2].linear, cube[2][::-1][16:48, 16:48])
+    assert frames[4].linear.shape == (32, 32) and frames[4].image is None
+    with pytest.raises(domains.DomainDataError, match="stellarium-data"):
+        domains.load_stellarium_hubble(str(tmp_path / "nothing"))
+
+
+def test_hdf_loader_fixed_crops():
+    pytest.importorskip("skimage")
+    crops = domains.load_hdf(384)
+    assert [c.name for c in crops] == ["hdf_y52_x116", "hdf_y52_x500", "hdf_y436_x116", "hdf_y436_x500"]
+    assert all(c.image.shape == (384, 384, 3) and c.image.dtype == np.float32 for c in crops)
+    assert 0.0 <= min(c.image.min() for c in crops) and max(c.image.max() for c in crops) <= 1.0
