@@ -72,18 +72,21 @@ def colour_table(rows: Sequence[dict]) -> tuple[str, str]:
 
 
 def pick_samples(samples: dict[str, list], total: int) -> list[tuple[str, tuple]]:
-    """Evenly spaced samples of every domain (by sorted order, not chosen by score): at least
-    `total` in all, each domain its share by size but at least 2.
+    """Evenly spaced samples of every domain (by sorted order, not chosen by score): each domain
+    its share of `total` by size but at least 2, the largest domain making up the rest.
 
     Returns:
         [(domain, (name, grey, ours, truth))].
     """
-    count = sum(len(v) for v in samples.values())
+    sizes = {d: len(v) for d, v in samples.items() if v}
+    count = sum(sizes.values())
+    share = {d: min(n, max(2, total * n // max(count, 1))) for d, n in sizes.items()}
+    if sizes:
+        largest = max(sizes, key=sizes.get)
+        share[largest] = min(sizes[largest], share[largest] + max(0, total - sum(share.values())))
     out = []
-    for domain, items in samples.items():
-        if not items:
-            continue
-        k = min(len(items), max(2, int(math.ceil(total * len(items) / max(count, 1)))))
+    for domain, k in share.items():
+        items = samples[domain]
         for i in np.linspace(0, len(items) - 1, k).round().astype(int):
             out.append((domain, items[i]))
     return out
@@ -111,7 +114,7 @@ def colour_grid(path: str, picked: Sequence[tuple[str, tuple]], columns: int = 2
                 ax.imshow(image, interpolation="nearest")
             ax.set_title(f"{domain}/{name}\n{label}" if j == 0 else label, fontsize=8)
     fig.suptitle("Colourisation on held-out domains (never trained on): grey | ours | truth, at 224", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from data import domains
 from pipeline import crossdomain as xd
+from pipeline import crossdomain_metrics as cm
 from pipeline import photometry as ph
 from pipeline.evaluation import make_lr, pil_upscale, psnr_255
 
@@ -23,32 +24,32 @@ def test_colourfulness_by_hand():
     # One red pixel, one black: rg = (255, 0), yb = (127.5, 0); std = mean = half of each
     # -> sqrt(127.5^2 + 63.75^2) = 63.75 sqrt(5) for both terms: C = 1.3 * 63.75 sqrt(5).
     img = np.array([[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
-    assert abs(xd.colourfulness(img) - 1.3 * 63.75 * np.sqrt(5)) < 1e-9
-    assert xd.colourfulness(np.full((3, 3, 3), 0.4)) == 0.0
-    assert xd.is_grey(np.full((3, 3, 3), 0.4)) and not xd.is_grey(img)
+    assert abs(cm.colourfulness(img) - 1.3 * 63.75 * np.sqrt(5)) < 1e-9
+    assert cm.colourfulness(np.full((3, 3, 3), 0.4)) == 0.0
+    assert cm.is_grey(np.full((3, 3, 3), 0.4)) and not cm.is_grey(img)
 
 
 def test_ring_psnr_sees_only_the_outer_ring():
     hr = np.full((20, 20, 3), 100 * L)
     sr = hr + 10 * L  # every pixel 10 levels off: MSE 100 in the ring
     sr[8:12, 8:12] = 200 * L  # the 4x4 inside the 8 px ring is far off, and must not count
-    assert abs(xd.ring_psnr(hr, sr) - 10 * np.log10(255**2 / 100.0)) < 1e-9
-    assert xd.ring_psnr(hr, hr) == float("inf")
+    assert abs(cm.ring_psnr(hr, sr) - 10 * np.log10(255**2 / 100.0)) < 1e-9
+    assert cm.ring_psnr(hr, hr) == float("inf")
 
 
 def test_channel_bias_by_hand_and_border_shaved():
     hr = np.full((16, 16, 3), 100 * L)
     sr = hr + np.array([3, -2, 0]) * L
     sr[:4, :, 0] = 1.0  # in the 4 px border: shaved away
-    np.testing.assert_allclose(xd.channel_bias(hr, sr, border=4), [3.0, -2.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(cm.channel_bias(hr, sr, border=4), [3.0, -2.0, 0.0], atol=1e-9)
 
 
 def test_block_mean():
     x = np.arange(16, dtype=np.float32).reshape(4, 4)
-    np.testing.assert_array_equal(xd.block_mean(x, 2), [[2.5, 4.5], [10.5, 12.5]])
-    np.testing.assert_array_equal(xd.block_mean(np.stack([x, 2 * x], -1), 4)[0, 0], [7.5, 15.0])
+    np.testing.assert_array_equal(cm.block_mean(x, 2), [[2.5, 4.5], [10.5, 12.5]])
+    np.testing.assert_array_equal(cm.block_mean(np.stack([x, 2 * x], -1), 4)[0, 0], [7.5, 15.0])
     with pytest.raises(ValueError, match="multiple of 4"):
-        xd.block_mean(np.zeros((6, 8)), 4)
+        cm.block_mean(np.zeros((6, 8)), 4)
 
 
 def test_hue_error_circular_and_only_on_saturated_truth():
@@ -57,8 +58,8 @@ def test_hue_error_circular_and_only_on_saturated_truth():
     out = np.array([[green, red, green]])
     # red->green 120 deg; magenta (300) -> red (0) is 60 deg round the circle, not 300;
     # the grey truth pixel (saturation 0) is left out.
-    assert abs(xd.hue_error(truth, out) - 90.0) < 1e-9
-    assert np.isnan(xd.hue_error(np.array([[grey]]), np.array([[red]])))
+    assert abs(cm.hue_error(truth, out) - 90.0) < 1e-9
+    assert np.isnan(cm.hue_error(np.array([[grey]]), np.array([[red]])))
 
 
 def test_grid_crops_fixed_and_non_overlapping():
@@ -206,3 +207,12 @@ def test_hdf_loader_fixed_crops():
     assert [c.name for c in crops] == ["hdf_y52_x116", "hdf_y52_x500", "hdf_y436_x116", "hdf_y436_x500"]
     assert all(c.image.shape == (384, 384, 3) and c.image.dtype == np.float32 for c in crops)
     assert 0.0 <= min(c.image.min() for c in crops) and max(c.image.max() for c in crops) <= 1.0
+
+
+def test_figure_samples_evenly_spaced_and_every_domain_shown():
+    from pipeline.crossdomain_report import pick_samples
+
+    samples = {"stellarium-hubble": [(f"s{i}",) for i in range(48)], "hdf": [(f"h{i}",) for i in range(9)]}
+    picked = pick_samples(samples, 8)
+    assert [(d, s[0]) for d, s in picked] == [("stellarium-hubble", f"s{i}") for i in (0, 9, 19, 28, 38, 47)] + [
+        ("hdf", "h0"), ("hdf", "h8")]
