@@ -325,7 +325,10 @@ def run_cross_domain(config: CrossDomainConfig, upscalers: dict[str, Callable], 
     os.makedirs(config.output, exist_ok=True)
     sr_md, sr_csv = sr_table(sr_rows)
     col_md, col_csv = colour_table(colour_rows)
-    md = "\n".join(["# Cross-domain evaluation", "", "## Super-resolution x4", "", sr_md, "",
+    lr_line = ("LR: `bicubic` = pipeline.evaluation.make_lr, tf.image.resize bicubic with antialias=True, /4 "
+               "(8-bit rounded for pictures, float for raw frames); `block` = 4x4 block mean of the raw frame's "
+               "linear data, then its display stretch.")
+    md = "\n".join(["# Cross-domain evaluation", "", "## Super-resolution x4", "", lr_line, "", sr_md, "",
                     "## Colourisation", "", col_md, "", "## Protocol", "", *[f"- {n}" for n in notes], ""])
     files = [os.path.join(config.output, n) for n in ("crossdomain.md", "crossdomain_sr.csv", "crossdomain_colour.csv")]
     for path, text in zip(files, (md, sr_csv, col_csv)):

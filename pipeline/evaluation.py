@@ -315,11 +315,10 @@ def evaluate(config: EvalConfig, log=print) -> dict:
     def runner(model):
         return lambda lr: model.run(lr[None])[0]
 
-    label = model_label
     sr_methods = {"bicubic (PIL)": lambda lr: pil_upscale(lr, scale, "bicubic"),
                   "Lanczos (PIL)": lambda lr: pil_upscale(lr, scale, "lanczos")}
     for u in upscalers:
-        sr_methods[label(u)] = runner(u)
+        sr_methods[model_label(u)] = runner(u)
     rows = evaluate_colour(images, colorize, config.size)
     rows += evaluate_sr(images, sr_methods, scale)
     rows += evaluate_end_to_end(images, colorize, runner(upscalers[0]), config.size, scale)
@@ -352,7 +351,7 @@ def evaluate(config: EvalConfig, log=print) -> dict:
         lr = make_lr(hr, scale)
         sr_path = os.path.join(config.output, "figures", f"{name}_sr.png")
         side_by_side(sr_path, [("original", hr), ("bicubic", pil_upscale(lr, scale, "bicubic")),
-                               (label(upscalers[0]), np.clip(upscalers[0].run(lr[None])[0], 0, 1))],
+                               (model_label(upscalers[0]), np.clip(upscalers[0].run(lr[None])[0], 0, 1))],
                      title=f"{name}: x{scale} from antialiased-bicubic LR")
         small = to_size(img, config.size)
         grey = np.asarray(rgb_to_luma(small), np.float32)
