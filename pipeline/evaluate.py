@@ -30,7 +30,7 @@ flags.DEFINE_integer("size", 224, "Colouriser working size (paper sec. 5.2: 224)
 flags.DEFINE_string("inception_weights", "imagenet",
                     "Inception v3 weights for the Inception Score (paper's table): imagenet (needs internet), "
                     "a local weights file, or none.")
-flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images (0: all).")
+flags.DEFINE_integer("max_images", 0, "Evaluate at most this many images (0: all); with --cross_domain, per domain.")
 flags.DEFINE_integer("figures", 4, "How many images get side-by-side figures.")
 flags.DEFINE_bool("cross_domain", False, "Score the held-out domains (data.domains) instead of --data's test split; "
                   "writes crossdomain.md, crossdomain_sr.csv, crossdomain_colour.csv and the colour grid.")

@@ -216,3 +216,21 @@ def test_figure_samples_evenly_spaced_and_every_domain_shown():
     picked = pick_samples(samples, 8)
     assert [(d, s[0]) for d, s in picked] == [("stellarium-hubble", f"s{i}") for i in (0, 9, 19, 28, 38, 47)] + [
         ("hdf", "h0"), ("hdf", "h8")]
+
+
+def test_entry_library_loads_an_exported_model_and_adds_consistency_rows(tmp_path, tiny_exports, monkeypatch):
+    from pipeline.evaluation import evaluate_cross_domain
+
+    operators = []
+    fake = types.ModuleType("pipeline.consistency")
+    fake.consistent_upscale = lambda fn, lr, operator="bicubic", stretch=None: operators.append(operator) or fn(lr)
+    monkeypatch.setitem(sys.modules, "pipeline.consistency", fake)
+    _fake_packages(tmp_path / "pkg")
+    config = xd.CrossDomainConfig(packages_root=str(tmp_path / "pkg"), output=str(tmp_path / "out"),
+                                  domains=("raw-hst",), max_images=1)
+    result = evaluate_cross_domain(config, [tiny_exports["srgan"]], "", log=lambda *_: None)
+    methods = sorted({(r["lr"], r["method"]) for r in result["sr"]})
+    assert methods == sorted((k, m) for k in ("bicubic", "block") for m in (
+        "bicubic (PIL)", "Lanczos (PIL)", "SR model srgan", "SR model srgan + consistency"))
+    assert operators == ["bicubic", "block"]  # one frame, each LR kind with its own operator
+    assert "[UNTRAINED: random weights]" in (tmp_path / "out" / "crossdomain.md").read_text()
