@@ -179,6 +179,47 @@ def output_extension(options: FullOptions) -> str:
     return {"fits": ".fits", "tiff16": ".tif"}.get(options.output_format, ".png")
 
 
+def colour_frame(image: np.ndarray, colorizer, size: int) -> tuple[ColourFrame, bool]:
+    """The colourised full-resolution frame of an image (chroma predicted at `size`, the input's luminance).
+
+    Args:
+        image: float32 `[H, W, 1|3]` in [0, 1] (colour is reduced to its luminance).
+        colorizer: the loaded colouriser (`pipeline.models.LoadedModel`).
+        size: the colouriser's working size (a multiple of 16).
+
+    Returns:
+        (the lazy `ColourFrame` `[H, W, 3]`, whether the input had colour).
+    """
+    from pipeline.inference import to_luminance, to_working_size
+
+    grey, was_colour = to_luminance(image)
+    rgb_small = colorizer.run(to_working_size(grey, size)[None])[0]
+    uv_small = np.asarray(rgb_to_yuv(np.clip(rgb_small, 0, 1).astype(np.float32)))[..., 1:]
+    return ColourFrame(grey, uv_small), was_colour
+
+
+def upscaled_bands(frame: ColourFrame, upscaler, scale: int, options: FullOptions,
+                   meter: Optional[_FidelityMeter] = None,
+                   progress: Optional[Callable[[int, int], None]] = None) -> Iterator[np.ndarray]:
+    """The frame super-resolved in tiles: output row bands `[rows, scale*W, 3]` float32 in [0, 1], top first."""
+
+    def upscale(tile: np.ndarray) -> np.ndarray:
+        return upscaler.run(tile[None])[0]
+
+    return stream_bands(frame, upscale, scale, options.tile, options.tile_overlap, meter, progress,
+                        upscale_batch=upscaler.run, batch_size=options.tile_batch)
+
+
+def fits_history(options: FullOptions, scale: int) -> list[str]:
+    """The HISTORY lines of a full-mode FITS output."""
+    return [
+        "astro-colorize-sr: chroma predicted at %dx%d, put on the full-resolution luminance;" % (
+            options.size, options.size),
+        f"super-resolved x{scale} in {options.tile}px tiles (overlap {options.tile_overlap}px).",
+        "WCS rescaled: CRPIX'=(CRPIX-0.5)*s+0.5, CDELT or CD divided by s.",
+    ]
+
+
 def process_full(path: str, output: str, colorizer, upscaler, scale: int, options: FullOptions,
                  progress: Optional[Callable[[int, int], None]] = None) -> tuple[Optional[Fidelity], bool]:
     """Colourises and super-resolves one whole frame into `output`.
@@ -191,7 +232,6 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
         (e.g. `linear_output` for a non-FITS input).
     """
     from data.io import ImageReadError, is_fits, read_fits, read_image
-    from pipeline.inference import to_luminance, to_working_size
 
     header = stretch = None
     if is_fits(path):
@@ -204,26 +244,13 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
     h, w = image.shape[:2]
     if h < 2 or w < 2:
         raise ImageReadError(path, f"image is {w}x{h} px; at least 2x2 is needed")
-    grey, was_colour = to_luminance(image)
+    frame, was_colour = colour_frame(image, colorizer, options.size)
     del image
-    rgb_small = colorizer.run(to_working_size(grey, options.size)[None])[0]
-    uv_small = np.asarray(rgb_to_yuv(np.clip(rgb_small, 0, 1).astype(np.float32)))[..., 1:]
-    frame = ColourFrame(grey, uv_small)
-
-    def upscale(tile: np.ndarray) -> np.ndarray:
-        return upscaler.run(tile[None])[0]
-
     meter = _FidelityMeter(scale, (h, w, 1) if options.residual_map else None) if options.report else None
-    bands = stream_bands(frame, upscale, scale, options.tile, options.tile_overlap, meter, progress,
-                         upscale_batch=upscaler.run, batch_size=options.tile_batch)
+    bands = upscaled_bands(frame, upscaler, scale, options, meter, progress)
     if options.output_format == "fits":
-        history = [
-            "astro-colorize-sr: chroma predicted at %dx%d, put on the full-resolution luminance;" % (
-                options.size, options.size),
-            f"super-resolved x{scale} in {options.tile}px tiles (overlap {options.tile_overlap}px).",
-            "WCS rescaled: CRPIX'=(CRPIX-0.5)*s+0.5, CDELT or CD divided by s.",
-        ]
-        head = fits_header_for(header, h * scale, w * scale, scale, stretch, options.linear_output, history)
+        head = fits_header_for(header, h * scale, w * scale, scale, stretch, options.linear_output,
+                               fits_history(options, scale))
         write_fits_stream(output, bands, head, transform=stretch.invert if options.linear_output else None)
     elif options.output_format == "tiff16":
         write_tiff16_stream(output, bands, h * scale, w * scale)
