@@ -7,7 +7,7 @@ and its Python API.
 
 See `pipeline.api` for shapes, dtypes, options and errors.
 """
-__all__ = ["Pipeline", "PipelineInputError", "ModelLoadError", "default_model_dir"]
+__all__ = ["Pipeline", "PipelineInputError", "ModelLoadError", "as_image", "default_model_dir"]
 
 
 def __getattr__(name: str):

@@ -125,6 +125,9 @@ def _options(mode: str, options: dict, fits: bool = False):
         # As the command does: the working size and the batch size carry over.
         base = {"size": config.size, "tile_batch": config.batch_size}
         full = FullOptions(**{**base, **{k: v for k, v in options.items() if k in full_fields}})
+        if full.tile <= 2 * full.tile_overlap:
+            raise PipelineInputError(ARRAY, f"tile ({full.tile}) must be more than twice tile_overlap "
+                                            f"({full.tile_overlap})")
     return config, full
 
 
@@ -138,6 +141,10 @@ class Pipeline:
     def __init__(self, colorizer, upscaler) -> None:
         self.colorizer = colorizer
         self.upscaler = upscaler
+
+    def __repr__(self) -> str:
+        return (f"Pipeline(colouriser: {self.colorizer.description}; super-resolution: "
+                f"{self.upscaler.description}, x{self.scale}; device: {self.colorizer.device or 'auto'})")
 
     @classmethod
     def load(cls, colorize_model: Optional[str] = None, srgan_model: Optional[str] = None,

@@ -176,6 +176,7 @@ def test_dtypes_and_layouts_give_the_same_result(pipe, grey8):
     (np.zeros((8, 8), np.uint8), {"tile": 64}, "'tile' applies to mode='full' only"),
     (np.zeros((8, 8), np.uint8), {"output_format": "png"}, "'output_format' applies to the command"),
     (np.zeros((8, 8), np.uint8), {"mode": "full", "stretch": "log"}, "'stretch' applies to FITS input"),
+    (np.zeros((8, 8), np.uint8), {"mode": "full", "tile": 64, "tile_overlap": 32}, "more than twice"),
 ])
 def test_bad_input_raises_the_one_documented_error(pipe, image, options, reason):
     with pytest.raises(PipelineInputError, match=reason) as info:
@@ -249,7 +250,8 @@ def test_device_names(tiny_exports):
 
     from pipeline.models import ModelLoadError
 
-    assert Pipeline.load(tiny_exports["colorize"], tiny_exports["srgan"], device="cpu").upscaler.device == "/CPU:0"
+    pipe = Pipeline.load(tiny_exports["colorize"], tiny_exports["srgan"], device="cpu")
+    assert pipe.upscaler.device == pipe.colorizer.device == "/CPU:0" and "UNTRAINED" in repr(pipe)
     if not tf.config.list_physical_devices("GPU"):
         with pytest.raises(ModelLoadError, match="sees no GPU"):
             Pipeline.load(tiny_exports["colorize"], tiny_exports["srgan"], device="gpu")
