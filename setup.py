@@ -10,10 +10,16 @@ TensorFlow is chosen by extra so that CPU-only machines (and CI) get the small
 
 Exactly one of `cpu` or `gpu` should be picked; without either, TensorFlow must
 already be installed.
+
+The exported models in `checkpoints/` (top level of the repository) are shipped
+as the package data of `astro_checkpoints`, so a plain (non-editable)
+`pip install .` can run its main job from any folder; `pipeline.bundled` finds
+them there (or in a checkout, or in `$ASTRO_MODELS_DIR`).
 """
 from setuptools import find_packages, setup
 
 TF = "2.21.*"
+MODELS_PACKAGE = "astro_checkpoints"  # pipeline.bundled.PACKAGE
 
 setup(
     name="astro-colorize-sr",
@@ -25,7 +31,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["colorize*", "srgan*", "pipeline*", "data*", "common*"]),
+    packages=find_packages(include=["colorize*", "srgan*", "pipeline*", "data*", "common*"]) + [MODELS_PACKAGE],
+    # checkpoints/ is a data folder (no __init__.py): installed as astro_checkpoints/.
+    package_dir={MODELS_PACKAGE: "checkpoints"},
+    package_data={MODELS_PACKAGE: ["*.md", "*/*.json", "*/*.pb", "*/*.keras", "*/variables/*"]},
     install_requires=[
         "numpy>=1.26,<3",
         "pypng>=0.20220715",

@@ -357,28 +357,64 @@ def read_fits(
     _check_file(path)
     try:
         with fits.open(path, memmap=True) as hdul:
-            index = _find_image_hdu(path, hdul) if hdu is None else hdu
-            if index >= len(hdul):
-                raise ImageReadError(path, f"HDU {index} does not exist ({len(hdul)} HDUs)")
-            header = hdul[index].header.copy()
-            data = hdul[index].data
-            if data is None:
-                raise ImageReadError(path, f"HDU {index} has no data")
-            data = np.asarray(data)
-            plane = None
-            data = data.reshape([n for n in data.shape if n > 1] or [1])
-            if data.ndim > 2:
-                plane = 0
-                data = data.reshape((-1,) + data.shape[-2:])[0]
-            if data.ndim != 2:
-                raise ImageReadError(path, f"HDU {index} data is not 2-D (shape {data.shape})")
-            # Detach from the memmap in float32 (float64 would double the memory
-            # of a large frame for no gain in a [0, 1] display stretch).
-            data = np.array(data, dtype=np.float32)
+            data, header, index, plane = _fits_plane(path, hdul, hdu)
     except ImageReadError:
         raise
     except Exception as e:
         raise ImageReadError(path, f"cannot read FITS, file corrupt or truncated ({_one_line(e)})") from e
+    return _stretched(path, data, header, index, plane, stretch, interval, percentile, a)
+
+
+def fits_image_from_hdus(
+    hdul,
+    name: str = "<HDUList>",
+    stretch: str = "asinh",
+    interval: str = "percentile",
+    percentile: float = 99.5,
+    a: float = 0.1,
+    hdu: Optional[int] = None,
+) -> FitsImage:
+    """`read_fits` for HDUs already in memory (an astropy `HDUList`, or a list of HDUs).
+
+    Args:
+        hdul: the HDUs; the first image HDU is used unless `hdu` names one.
+        name: what error messages call it (there is no file name).
+
+    Raises:
+        ImageReadError: no image HDU, all-NaN or constant data.
+    """
+    try:
+        data, header, index, plane = _fits_plane(name, hdul, hdu)
+    except ImageReadError:
+        raise
+    except Exception as e:
+        raise ImageReadError(name, f"cannot read FITS data ({_one_line(e)})") from e
+    return _stretched(name, data, header, index, plane, stretch, interval, percentile, a)
+
+
+def _fits_plane(path: str, hdul, hdu: Optional[int]):
+    """(float32 2-D data in FITS row order, header copy, HDU index, cube plane or None)."""
+    index = _find_image_hdu(path, hdul) if hdu is None else hdu
+    if index >= len(hdul):
+        raise ImageReadError(path, f"HDU {index} does not exist ({len(hdul)} HDUs)")
+    header = hdul[index].header.copy()
+    data = hdul[index].data
+    if data is None:
+        raise ImageReadError(path, f"HDU {index} has no data")
+    data = np.asarray(data)
+    plane = None
+    data = data.reshape([n for n in data.shape if n > 1] or [1])
+    if data.ndim > 2:
+        plane = 0
+        data = data.reshape((-1,) + data.shape[-2:])[0]
+    if data.ndim != 2:
+        raise ImageReadError(path, f"HDU {index} data is not 2-D (shape {data.shape})")
+    # Detach from the memmap in float32 (float64 would double the memory
+    # of a large frame for no gain in a [0, 1] display stretch).
+    return np.array(data, dtype=np.float32), header, index, plane
+
+
+def _stretched(path, data, header, index, plane, stretch, interval, percentile, a) -> FitsImage:
     s = fit_stretch(path, data, stretch=stretch, interval=interval, percentile=percentile, a=a)
     image = s.apply(data)[::-1, :, None]
     return FitsImage(

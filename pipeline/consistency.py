@@ -134,3 +134,21 @@ def consistency_psnr(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str, 
     """
     err = float(np.mean((degrade(sr, scale, operator).astype(np.float64) - np.asarray(lr, np.float64)) ** 2))
     return 200.0 if err <= peak**2 * 1e-20 else float(10 * np.log10(peak**2 / err))
+
+
+def consistent_upscale(upscale_fn, lr: np.ndarray, operator: str = "bicubic", stretch=None,
+                       lr_linear: Optional[np.ndarray] = None) -> np.ndarray:
+    """`upscale_fn(lr)` (clipped to [0, 1]) made consistent with `lr`: what the pipeline outputs.
+
+    Args:
+        upscale_fn: `[H, W, C]` in [0, 1] -> `[sH, sW, C]` (e.g. an exported SR model).
+        lr: `[H, W, C]` display values in [0, 1].
+        operator, stretch, lr_linear: see `consistent_display`.
+
+    Returns:
+        float32 `[sH, sW, C]` in [0, 1] (display values).
+    """
+    lr = np.asarray(lr, np.float32)
+    sr = np.clip(np.asarray(upscale_fn(lr), np.float32), 0.0, 1.0)
+    scale = sr.shape[0] // lr.shape[0]
+    return consistent_display(sr, lr, scale, operator, stretch, lr_linear)[0]

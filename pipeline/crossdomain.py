@@ -77,8 +77,11 @@ def model_upscalers(label: str, run: Callable[[np.ndarray], np.ndarray]) -> dict
     rows = {label: plain(run)}
     consistent = consistency_function()
     if consistent is not None:
+        # What `pipeline.run --consistency auto` does: bicubic for pictures, 4x4 block means in
+        # linear units for a raw frame (it cannot know how the frame's LR came about).
         rows[label + " + consistency"] = (
-            lambda lr, stretch=None, operator="bicubic": consistent(run, lr, operator=operator, stretch=stretch))
+            lambda lr, stretch=None, operator="bicubic": consistent(
+                run, lr, operator="bicubic" if stretch is None else "block", stretch=stretch))
     return rows
 
 

@@ -226,6 +226,105 @@ def output_extension(options: FullOptions) -> str:
     return {"fits": ".fits", "tiff16": ".tif"}.get(options.output_format, ".png")
 
 
+def colour_frame(image: np.ndarray, colorizer, size: int) -> tuple[ColourFrame, bool]:
+    """The colourised full-resolution frame of an image (chroma predicted at `size`, the input's luminance).
+
+    Args:
+        image: float32 `[H, W, 1|3]` in [0, 1] (colour is reduced to its luminance).
+        colorizer: the loaded colouriser (`pipeline.models.LoadedModel`).
+        size: the colouriser's working size (a multiple of 16).
+
+    Returns:
+        (the lazy `ColourFrame` `[H, W, 3]`, whether the input had colour).
+    """
+    from pipeline.inference import to_luminance, to_working_size
+
+    grey, was_colour = to_luminance(image)
+    rgb_small = colorizer.run(to_working_size(grey, size)[None])[0]
+    uv_small = np.asarray(rgb_to_yuv(np.clip(rgb_small, 0, 1).astype(np.float32)))[..., 1:]
+    return ColourFrame(grey, uv_small), was_colour
+
+
+def correction(consistency: str, stretch=None, raw=None) -> tuple[Optional[str], bool]:
+    """(operator, whether it works in linear units) for a `--consistency` mode and an input.
+
+    A FITS input (with its stretch and raw data) is a raw frame: `auto` means 4x4
+    block means in its linear units; a picture gets antialiased bicubic.
+    """
+    from pipeline.consistency import operator_for
+
+    operator = operator_for(consistency, is_raw_frame=stretch is not None)
+    return operator, stretch is not None and operator is not None and raw is not None
+
+
+def make_meter(options: FullOptions, height: int, width: int, scale: int, consistency: str = "auto",
+               stretch=None, raw=None) -> Optional[_FidelityMeter]:
+    """The report's meter (None without `options.report`), measuring with the run's operator and units."""
+    if not options.report:
+        return None
+    operator, linear = correction(consistency, stretch, raw)
+    peak = (stretch.vmax - stretch.vmin) if linear else 1.0
+    return _FidelityMeter(scale, (height, width, 1) if options.residual_map else None, operator or "block", peak)
+
+
+def upscaled_bands(frame, upscaler, scale: int, options: FullOptions,
+                   meter: Optional[_FidelityMeter] = None,
+                   progress: Optional[Callable[[int, int], None]] = None,
+                   consistency: str = "auto", stretch=None, raw=None) -> Iterator[np.ndarray]:
+    """The frame super-resolved in tiles, made consistent with it: output row bands `[rows, scale*W, 3]`, top first.
+
+    Args:
+        frame: `[H, W, 3]` in [0, 1] (array or `ColourFrame`).
+        consistency: `pipeline.consistency` mode (see `correction`).
+        stretch, raw: a FITS input's `data.io.Stretch` and raw `[H, W]` data
+            (display row order): then the correction is done in linear units.
+
+    Yields:
+        float32 bands in [0, 1]; in the input's linear units instead when the
+        correction is linear and `options.linear_output` is set.
+    """
+    from pipeline.consistency import back_project
+    from pipeline.inference import sr_output
+
+    operator, linear = correction(consistency, stretch, raw)
+
+    def to_display(x: np.ndarray) -> np.ndarray:
+        return stretch.apply(x.reshape(x.shape[0], -1)).reshape(x.shape)
+
+    def upscale_batch(tiles: np.ndarray) -> np.ndarray:
+        if linear:  # tiles in linear units: the network sees them stretched, the correction is linear
+            sr = sr_output(upscaler.run(np.stack([to_display(t) for t in tiles])))
+            return np.stack([back_project(stretch.invert(s.reshape(s.shape[0], -1)).reshape(s.shape), t, scale,
+                                          operator) for s, t in zip(sr, tiles)])
+        sr = sr_output(upscaler.run(np.asarray(tiles, np.float32)))
+        if operator is None:
+            return sr
+        return np.stack([np.clip(back_project(s, t, scale, operator), 0.0, 1.0) for s, t in zip(sr, tiles)])
+
+    tiled = LinearFrame(frame, stretch, raw) if linear else frame
+    bands = stream_bands(tiled, lambda t: upscale_batch(t[None])[0], scale, options.tile, options.tile_overlap,
+                         meter, progress, upscale_batch=upscale_batch, batch_size=options.tile_batch,
+                         clip=not linear)
+    if linear and not options.linear_output:
+        return (to_display(b) for b in bands)
+    return bands
+
+
+def fits_history(options: FullOptions, scale: int, consistency: str = "auto", stretch=None,
+                 raw=None) -> list[str]:
+    """The HISTORY lines of a full-mode FITS output."""
+    lines = [
+        "astro-colorize-sr: chroma predicted at %dx%d, put on the full-resolution luminance;" % (
+            options.size, options.size),
+        f"super-resolved x{scale} in {options.tile}px tiles (overlap {options.tile_overlap}px).",
+        "WCS rescaled: CRPIX'=(CRPIX-0.5)*s+0.5, CDELT or CD divided by s.",
+    ]
+    operator, linear = correction(consistency, stretch, raw)
+    if operator is not None:
+        lines.append(f"SR made consistent with the input ({operator} operator" + (", linear units)." if linear else ")."))
+    return lines
+
+
 def process_full(path: str, output: str, colorizer, upscaler, scale: int, options: FullOptions,
                  progress: Optional[Callable[[int, int], None]] = None,
                  consistency: str = "auto") -> tuple[Optional[Fidelity], bool]:
@@ -245,8 +344,6 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
         (e.g. `linear_output` for a non-FITS input).
     """
     from data.io import ImageReadError, is_fits, read_fits, read_image
-    from pipeline.consistency import back_project, operator_for
-    from pipeline.inference import sr_output, to_luminance, to_working_size
 
     header = stretch = raw = None
     if is_fits(path):
@@ -259,47 +356,15 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
     h, w = image.shape[:2]
     if h < 2 or w < 2:
         raise ImageReadError(path, f"image is {w}x{h} px; at least 2x2 is needed")
-    grey, was_colour = to_luminance(image)
+    frame, was_colour = colour_frame(image, colorizer, options.size)
     del image
-    rgb_small = colorizer.run(to_working_size(grey, options.size)[None])[0]
-    uv_small = np.asarray(rgb_to_yuv(np.clip(rgb_small, 0, 1).astype(np.float32)))[..., 1:]
-    frame = ColourFrame(grey, uv_small)
-    operator = operator_for(consistency, is_raw_frame=stretch is not None)
-    linear = stretch is not None and operator is not None and raw is not None
-
-    def to_display(x: np.ndarray) -> np.ndarray:
-        return stretch.apply(x.reshape(x.shape[0], -1)).reshape(x.shape)
-
-    def upscale_batch(tiles: np.ndarray) -> np.ndarray:
-        if linear:  # tiles in linear units: the network sees them stretched, the correction is linear
-            sr = sr_output(upscaler.run(np.stack([to_display(t) for t in tiles])))
-            return np.stack([back_project(stretch.invert(s.reshape(s.shape[0], -1)).reshape(s.shape), t, scale,
-                                          operator) for s, t in zip(sr, tiles)])
-        sr = sr_output(upscaler.run(tiles))
-        if operator is None:
-            return sr
-        return np.stack([np.clip(back_project(s, t, scale, operator), 0.0, 1.0) for s, t in zip(sr, tiles)])
-
-    tiled = LinearFrame(frame, stretch, raw) if linear else frame
-    peak = (stretch.vmax - stretch.vmin) if linear else 1.0
-    meter = (_FidelityMeter(scale, (h, w, 1) if options.residual_map else None, operator or "block", peak)
-             if options.report else None)
-    bands = stream_bands(tiled, lambda t: upscale_batch(t[None])[0], scale, options.tile, options.tile_overlap,
-                         meter, progress, upscale_batch=upscale_batch, batch_size=options.tile_batch,
-                         clip=not linear)
-    if linear and not (options.output_format == "fits" and options.linear_output):
-        bands = (to_display(b) for b in bands)
+    meter = make_meter(options, h, w, scale, consistency, stretch, raw)
+    bands = upscaled_bands(frame, upscaler, scale, options, meter, progress, consistency, stretch, raw)
     if options.output_format == "fits":
-        history = [
-            "astro-colorize-sr: chroma predicted at %dx%d, put on the full-resolution luminance;" % (
-                options.size, options.size),
-            f"super-resolved x{scale} in {options.tile}px tiles (overlap {options.tile_overlap}px).",
-            "WCS rescaled: CRPIX'=(CRPIX-0.5)*s+0.5, CDELT or CD divided by s.",
-        ]
-        if operator is not None:
-            history.append(f"SR made consistent with the input ({operator} operator"
-                           + (", in linear units)." if linear else ")."))
-        head = fits_header_for(header, h * scale, w * scale, scale, stretch, options.linear_output, history)
+        head = fits_header_for(header, h * scale, w * scale, scale, stretch, options.linear_output,
+                               fits_history(options, scale, consistency, stretch, raw))
+        linear = correction(consistency, stretch, raw)[1]
+        # Linear-unit corrected bands are written as they are; otherwise the display values are un-stretched.
         transform = stretch.invert if options.linear_output and not linear else None
         write_fits_stream(output, bands, head, transform=transform)
     elif options.output_format == "tiff16":

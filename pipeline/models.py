@@ -27,9 +27,23 @@ def describe_device() -> str:
     return "CPU (TensorFlow sees no GPU)"
 
 
-def device_name() -> str:
-    """The TF device string to run models under: first GPU if any, else CPU."""
-    return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
+def device_name(device: Optional[str] = None) -> str:
+    """The TF device string to run models under.
+
+    Args:
+        device: None (first GPU if any, else CPU), "cpu", "gpu" (the first GPU),
+            or a TF device string such as "/GPU:1".
+
+    Raises:
+        ModelLoadError: "gpu" (or a GPU string) when TensorFlow sees no GPU.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if device is None:
+        return "/GPU:0" if gpus else "/CPU:0"
+    name = {"cpu": "/CPU:0", "gpu": "/GPU:0"}.get(device.lower(), device)
+    if "GPU" in name.upper() and not gpus:
+        raise ModelLoadError(f"device {device!r} asked for, but TensorFlow sees no GPU")
+    return name
 
 
 @dataclasses.dataclass
@@ -49,6 +63,7 @@ class LoadedModel:
     output_key: str
     input_key: str
     _module: object = None
+    device: Optional[str] = None  # TF device string; None: `device_name()` at each call
 
     @property
     def trained(self) -> bool:
@@ -64,7 +79,7 @@ class LoadedModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Calls the model on a float32 batch `[B, H, W, C]` in [0, 1]; returns numpy."""
-        with tf.device(device_name()):
+        with tf.device(self.device or device_name()):
             out = self.fn(**{self.input_key: tf.convert_to_tensor(batch, tf.float32)})
         return np.asarray(out[self.output_key])
 
@@ -72,7 +87,8 @@ class LoadedModel:
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
-def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bool = False) -> LoadedModel:
+def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bool = False,
+               device: Optional[str] = None) -> LoadedModel:
     """Loads a SavedModel written by `colorize.export` or `srgan.export`.
 
     Args:
@@ -84,6 +100,8 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
             the SavedModel's weights into it (GPUs; bfloat16 also on CPUs
             with AVX512-BF16/AMX). The output is float32 either way.
         jit_compile: compile the (rebuilt) SR generator with XLA.
+        device: where to load and run it: None (a GPU when TensorFlow sees
+            one, else the CPU), "cpu", "gpu" or a TF device string.
 
     Raises:
         ModelLoadError: the folder is missing, is not a SavedModel, or lacks
@@ -91,7 +109,7 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
-    loaded = _load(path, kind)
+    loaded = _load(path, kind, device)
     if precision == "float32" and not jit_compile:
         return loaded
     if kind != "srgan" or not {"num_blocks", "filters"} <= set(loaded.config):
@@ -111,7 +129,7 @@ def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -
     policy = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(precision)
     try:
-        with tf.device(device_name()):
+        with tf.device(loaded.device or device_name()):
             model = build_generator(cfg["num_blocks"], cfg["filters"], cfg.get("scale", 4), cfg.get("arch", "srresnet"))
     finally:
         keras.mixed_precision.set_global_policy(policy)
@@ -126,14 +144,16 @@ def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -
         return {"sr": tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)}
 
     config = dict(cfg, precision=precision, jit_compile=jit_compile)
-    return LoadedModel(path=loaded.path, config=config, fn=fn, output_key="sr", input_key="lr", _module=model)
+    return LoadedModel(path=loaded.path, config=config, fn=fn, output_key="sr", input_key="lr", _module=model,
+                       device=loaded.device)
 
 
-def _load(path: str, kind: str) -> LoadedModel:
+def _load(path: str, kind: str, device: Optional[str] = None) -> LoadedModel:
     keys = {"colorize": ("grey", "rgb"), "srgan": ("lr", "sr")}
     if kind not in keys:
         raise ValueError(f"unknown model kind {kind!r}")
     input_key, output_key = keys[kind]
+    device = None if device is None else device_name(device)
     if not os.path.isdir(path):
         raise ModelLoadError(
             f"{path}: no such model folder. Train and export one (python -m {kind}.export) "
@@ -147,10 +167,11 @@ def _load(path: str, kind: str) -> LoadedModel:
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         keras_files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
         if kind == "srgan" and keras_files:
-            return _load_keras_generator(path, os.path.join(path, keras_files[0]), config)
+            return dataclasses.replace(_load_keras_generator(path, os.path.join(path, keras_files[0]), config),
+                                       device=device)
         raise ModelLoadError(f"{path}: not a TensorFlow SavedModel (no saved_model.pb)")
     try:
-        with tf.device(device_name()):
+        with tf.device(device or device_name()):
             module = tf.saved_model.load(path)
     except Exception as e:
         raise ModelLoadError(f"{path}: cannot load SavedModel ({type(e).__name__}: {e})") from e
@@ -160,7 +181,8 @@ def _load(path: str, kind: str) -> LoadedModel:
     outputs = fn.structured_outputs
     if output_key not in outputs:
         raise ModelLoadError(f"{path}: expected a {kind} model with output {output_key!r}, found {sorted(outputs)}")
-    return LoadedModel(path=path, config=config, fn=fn, output_key=output_key, input_key=input_key, _module=module)
+    return LoadedModel(path=path, config=config, fn=fn, output_key=output_key, input_key=input_key, _module=module,
+                       device=device)
 
 
 def _load_keras_generator(path: str, keras_file: str, config: dict) -> LoadedModel:

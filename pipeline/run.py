@@ -5,6 +5,11 @@ to luminance, resized to 224x224, colourised, and super-resolved 4x to 896x896.
 One PNG per input is written into `--output` (named after the input, never over
 an input, never outside `--output`). Bad inputs get one line each and the rest
 are still processed; the exit status is 1 if any input failed.
+
+Models: `--colorize_model` / `--srgan_model` when given, else the bundled ones,
+found from any working directory (`pipeline.bundled`: `$ASTRO_MODELS_DIR`, the
+installed package data, the repository checkout). The work itself is done by
+the Python API (`pipeline.Pipeline`), so both give the same pixels.
 """
 from __future__ import annotations
 
@@ -19,8 +24,10 @@ from pipeline.runner import OutputError, RunConfig, run
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "An image/FITS file, or a folder of them.")
 flags.DEFINE_string("output", "out", "Folder for the results (created if missing).")
-flags.DEFINE_string("colorize_model", "checkpoints/colorize", "Exported colouriser SavedModel folder.")
-flags.DEFINE_string("srgan_model", "checkpoints/srgan", "Exported SR generator SavedModel folder.")
+flags.DEFINE_string("colorize_model", None, "Exported colouriser SavedModel folder (default: the bundled "
+                    "checkpoints/colorize, found from any folder; $ASTRO_MODELS_DIR/colorize when set).")
+flags.DEFINE_string("srgan_model", None, "Exported SR generator SavedModel folder (default: the bundled "
+                    "checkpoints/srgan; a relative name such as checkpoints/srgan_gan is also looked up there).")
 flags.DEFINE_integer("size", 224, "Working size of the colouriser (paper sec. 5.2: 224; a multiple of 16).")
 flags.DEFINE_integer("batch_size", 4, "Images per model call (full mode: tiles of a band per model call).")
 flags.DEFINE_boolean("recursive", False, "Also process images in sub-folders of --input.")

@@ -57,8 +57,8 @@ class RunConfig:
 
     input: str
     output: str
-    colorize_model: str = "checkpoints/colorize"
-    srgan_model: str = "checkpoints/srgan"
+    colorize_model: Optional[str] = None  # None: the bundled default (pipeline.bundled)
+    srgan_model: Optional[str] = None  # None: the bundled default (pipeline.bundled)
     size: int = 224
     batch_size: int = 4
     recursive: bool = False
@@ -100,8 +100,9 @@ def run(config: RunConfig, log=print) -> RunResult:
     from tqdm import tqdm
 
     from data.io import ImageReadError, write_png
-    from pipeline.inference import batched, collect_inputs, colourise_and_upscale, iter_loaded, plan_jobs
-    from pipeline.models import describe_device, load_model, model_scale
+    from pipeline.api import Pipeline
+    from pipeline.inference import batched, collect_inputs, iter_loaded, plan_jobs
+    from pipeline.models import describe_device
 
     if config.size % 16:
         raise ValueError(f"--size must be a multiple of 16, got {config.size}")
@@ -111,9 +112,10 @@ def run(config: RunConfig, log=print) -> RunResult:
         log(f"no image files (PNG/JPEG/TIFF/FITS) in {config.input}")
         return result
     check_output_folder(config.output)
-    colorizer = load_model(config.colorize_model, "colorize")
-    upscaler = load_model(config.srgan_model, "srgan", config.precision, config.jit_compile)
-    scale = model_scale(upscaler)
+    # The Python API's core: the command and `pipeline.Pipeline` compute alike.
+    pipe = Pipeline.load(config.colorize_model, config.srgan_model, precision=config.precision,
+                         jit_compile=config.jit_compile)
+    colorizer, upscaler, scale = pipe.colorizer, pipe.upscaler, pipe.scale
     log(f"device: {describe_device()}")
     log(f"colouriser: {colorizer.description}")
     log(f"super-resolution: {upscaler.description} (x{scale})")
@@ -164,7 +166,7 @@ def run(config: RunConfig, log=print) -> RunResult:
             greys.append(grey)
         if not ready:
             continue
-        colour, upscaled = colourise_and_upscale(np.stack(greys), colorizer, upscaler, config.consistency)
+        colour, upscaled = pipe.faithful_batch(np.stack(greys), config)
         for job, c, u in zip(ready, colour, upscaled):
             try:
                 write_png(job.output, u)

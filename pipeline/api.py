@@ -1,0 +1,351 @@
+"""The Python API: `Pipeline`, the array-level core that `pipeline.run` calls too.
+
+    from pipeline import Pipeline
+
+    pipe = Pipeline.load()                      # the bundled models (see pipeline.bundled)
+    rgb = pipe.process(grey)                    # faithful: any frame -> 224 colour -> x4 = 896x896
+    big = pipe.process(grey, mode="full")       # the whole frame in colour, 4x larger
+    hdu = pipe.process_fits("m51.fits")         # FITS in, FITS cube [3, 4H, 4W] out, WCS rescaled
+
+Arrays in: `[H, W]`, `[H, W, 1]` (grey), `[H, W, 3]` (RGB, reduced to its
+luminance: the pipeline colourises grey frames) or `[H, W, 2|4]` (grey or RGB
+with alpha, composited onto black, as when a PNG is read); dtype uint8 (0..255),
+uint16 (0..65535) or float (values in [0, 1]; NaN pixels become 0, as masked
+FITS pixels do). Arrays out: float32 RGB `[H', W', 3]` in [0, 1], channels last;
+`data.normalize.to_uint8(out)` gives exactly the pixels of the command's 8-bit
+PNG (`to_uint16` those of its 16-bit PNG/TIFF).
+
+Options are the command's, by the field names of `pipeline.runner.RunConfig`
+(per-image ones such as `size`) and, in full mode, of `pipeline.full.FullOptions`
+(`tile`, `tile_overlap`, `tile_batch`; for `process_fits` also `stretch`,
+`interval`, `percentile`, `linear_output`). New fields of those dataclasses are
+accepted here without change. Bad input of any kind raises `PipelineInputError`.
+Nothing here imports TensorFlow before `Pipeline.load`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from data.io import ImageReadError
+
+MODES = ("faithful", "full")
+#: What error messages call an array input.
+ARRAY = "<array>"
+
+# RunConfig fields about files, model loading or the whole run, not one image.
+_RUN_LEVEL = {"input", "output", "colorize_model", "srgan_model", "recursive", "skip_existing",
+              "save_intermediate", "progress", "mode", "full", "precision", "jit_compile"}
+# FullOptions fields about output files (the API returns arrays and HDUs).
+_FILE_LEVEL = {"output_format", "report", "residual_map"}
+# FullOptions fields that only FITS input has a use for.
+_FITS_LEVEL = {"stretch", "interval", "percentile", "linear_output"}
+_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
+
+
+class PipelineInputError(ImageReadError):
+    """An image, HDU or option the pipeline cannot use.
+
+    A `ValueError` (through `data.io.ImageReadError`): `.path` names the input
+    (a file name, "<array>" or "<HDU>") and `.reason` says what is wrong.
+    """
+
+
+def as_image(image: Any, name: str = ARRAY) -> np.ndarray:
+    """An array input as the pipeline's float32 `[H, W, 1|3]` in [0, 1], exactly as a file would be read.
+
+    Args:
+        image: `[H, W]` or `[H, W, C]` with C in 1..4 (2 and 4: alpha, composited
+            onto black); uint8, uint16 or float in [0, 1] (NaN -> 0).
+        name: what error messages call it.
+
+    Raises:
+        PipelineInputError: another dtype or shape, a float outside [0, 1], no
+            finite pixel, or fewer than 2x2 pixels.
+    """
+    from data.io import _channels_last
+    from data.normalize import normalize
+
+    a = np.asarray(image)
+    if a.dtype not in _DTYPES:
+        raise PipelineInputError(name, f"dtype {a.dtype} not supported; give uint8, uint16 or float in [0, 1]")
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4)):
+        raise PipelineInputError(name, f"shape {a.shape} not supported; give [H, W] or [H, W, C] with C = 1, 3 "
+                                       "(or 2, 4 with alpha)")
+    if a.shape[0] < 2 or a.shape[1] < 2:
+        raise PipelineInputError(name, f"image is {a.shape[1]}x{a.shape[0]} px; at least 2x2 is needed")
+    if a.dtype.kind == "f":
+        nan = np.isnan(a)
+        if nan.all():
+            raise PipelineInputError(name, "no finite pixel values (all NaN)")
+        lo, hi = float(a[~nan].min()), float(a[~nan].max())
+        if not (lo >= 0.0 and hi <= 1.0):
+            raise PipelineInputError(name, f"float values must be in [0, 1] (NaN allowed), got [{lo:g}, {hi:g}]; "
+                                           "stretch raw data first (or use process_fits)")
+    try:
+        # The same two steps as `data.io.read_image` on a decoded raster.
+        return normalize(_channels_last(name, a))
+    except ImageReadError as e:
+        raise PipelineInputError(name, e.reason) from e
+
+
+def _options(mode: str, options: dict, fits: bool = False):
+    """Splits keyword options onto the command's own dataclasses: (RunConfig, FullOptions or None).
+
+    Raises:
+        PipelineInputError: an unknown mode or option, or one that does not
+            apply here (with the reason).
+    """
+    from pipeline.full import FullOptions
+    from pipeline.runner import RunConfig
+
+    if mode not in MODES:
+        raise PipelineInputError(ARRAY, f"unknown mode {mode!r}; choose from {MODES}")
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)} - _RUN_LEVEL
+    full_fields = {f.name for f in dataclasses.fields(FullOptions)} - _FILE_LEVEL
+    if not fits:
+        full_fields -= _FITS_LEVEL
+    allowed = run_fields | (full_fields if mode == "full" else set())
+    bad = sorted(set(options) - allowed)
+    if bad:
+        why = {k: "applies to the command's files, models or run (give models to Pipeline.load)"
+               for k in _RUN_LEVEL | _FILE_LEVEL}
+        why.update({k: "applies to FITS input (process_fits) only" for k in _FITS_LEVEL})
+        why.update({k: "applies to mode='full' only" for k in full_fields})
+        reasons = "; ".join(f"{k!r} {why.get(k, 'is not an option')}" for k in bad)
+        raise PipelineInputError(ARRAY, f"{reasons} (options here: {', '.join(sorted(allowed))})")
+    config = RunConfig(input="", output="", mode=mode, **{k: v for k, v in options.items() if k in run_fields})
+    if config.size % 16 or config.size <= 0:
+        raise PipelineInputError(ARRAY, f"size must be a positive multiple of 16, got {config.size}")
+    full = None
+    if mode == "full":
+        # As the command does: the working size and the batch size carry over.
+        base = {"size": config.size, "tile_batch": config.batch_size}
+        full = FullOptions(**{**base, **{k: v for k, v in options.items() if k in full_fields}})
+        if full.tile <= 2 * full.tile_overlap:
+            raise PipelineInputError(ARRAY, f"tile ({full.tile}) must be more than twice tile_overlap "
+                                            f"({full.tile_overlap})")
+    return config, full
+
+
+class Pipeline:
+    """The two loaded models and the pipeline's steps on numpy arrays and FITS HDUs.
+
+    Attributes:
+        colorizer, upscaler: the loaded models (`pipeline.models.LoadedModel`).
+    """
+
+    def __init__(self, colorizer, upscaler) -> None:
+        self.colorizer = colorizer
+        self.upscaler = upscaler
+
+    def __repr__(self) -> str:
+        return (f"Pipeline(colouriser: {self.colorizer.description}; super-resolution: "
+                f"{self.upscaler.description}, x{self.scale}; device: {self.colorizer.device or 'auto'})")
+
+    @classmethod
+    def load(cls, colorize_model: Optional[str] = None, srgan_model: Optional[str] = None,
+             device: Optional[str] = None, precision: str = "float32", jit_compile: bool = False) -> "Pipeline":
+        """Loads the colouriser and the SR generator (imports TensorFlow).
+
+        Args:
+            colorize_model, srgan_model: exported model folders; None for the
+                bundled defaults (found from any working directory, see
+                `pipeline.bundled`; `$ASTRO_MODELS_DIR` overrides them).
+            device: None (a GPU when TensorFlow sees one, else the CPU), "cpu",
+                "gpu" or a TF device string such as "/GPU:1".
+            precision, jit_compile: for the SR generator, as `--precision` and
+                `--jit_compile` (see `pipeline.models.load_model`).
+
+        Raises:
+            pipeline.models.ModelLoadError: a model not found (the message lists
+                every place looked), unloadable, of the wrong kind, or a device
+                that is not there.
+        """
+        from pipeline.bundled import ModelNotFoundError, resolve_model
+        from pipeline.models import ModelLoadError, load_model
+
+        try:
+            colorize_path = resolve_model(colorize_model, "colorize")
+            srgan_path = resolve_model(srgan_model, "srgan")
+        except ModelNotFoundError as e:
+            raise ModelLoadError(str(e)) from e
+        colorizer = load_model(colorize_path, "colorize", device=device)
+        upscaler = load_model(srgan_path, "srgan", precision, jit_compile, device=device)
+        return cls(colorizer, upscaler)
+
+    @property
+    def scale(self) -> int:
+        """The SR factor (4 for the shipped models)."""
+        from pipeline.models import model_scale
+
+        return model_scale(self.upscaler)
+
+    @property
+    def trained(self) -> bool:
+        """False when either model was exported untrained (random weights)."""
+        return self.colorizer.trained and self.upscaler.trained
+
+    def faithful_batch(self, greys: np.ndarray, config=None) -> tuple[np.ndarray, np.ndarray]:
+        """The faithful pipeline on a batch at the working size: what `pipeline.run` calls per batch.
+
+        Args:
+            greys: float32 `[B, S, S, 1]` in [0, 1], S = `config.size`.
+            config: the run's `RunConfig` (its per-image options apply).
+
+        Returns:
+            (colour `[B, S, S, 3]`, upscaled `[B, scale*S, scale*S, 3]`), float32 in [0, 1].
+        """
+        from pipeline.inference import colourise_and_upscale
+
+        consistency = config.consistency if config is not None else "auto"
+        return colourise_and_upscale(greys, self.colorizer, self.upscaler, consistency)
+
+    def _working_grey(self, image: Any, size: int, limit: bool = True) -> np.ndarray:
+        from pipeline.inference import MAX_PIXELS, to_luminance, to_working_size
+
+        img = as_image(image)
+        h, w = img.shape[:2]
+        if limit and h * w > MAX_PIXELS:
+            raise PipelineInputError(ARRAY, f"image is {w}x{h} px; too large for the faithful 224-px mode")
+        return to_working_size(to_luminance(img)[0], size)
+
+    def colourise(self, grey: Any, mode: str = "faithful", **options) -> np.ndarray:
+        """Colourises a grey frame (a colour one is reduced to its luminance first).
+
+        Args:
+            grey: see the module docstring for shapes and dtypes.
+            mode: "faithful": resized to `size` (224) and colourised there, the
+                command's `_colour224.png`; "full": the chroma predicted at
+                `size` put on the frame's own full-resolution luminance.
+            **options: `size`; see the module docstring.
+
+        Returns:
+            float32 RGB in [0, 1]: `[size, size, 3]` (faithful) or `[H, W, 3]` (full).
+        """
+        config, full = _options(mode, options)
+        if mode == "faithful":
+            return np.clip(self.colorizer.run(self._working_grey(grey, config.size)[None]), 0.0, 1.0)[0]
+        from pipeline.full import colour_frame
+
+        frame, _ = colour_frame(as_image(grey), self.colorizer, full.size)
+        return frame[:, :]
+
+    def upscale(self, rgb: Any, **options) -> np.ndarray:
+        """Super-resolves an RGB image by `scale`, in tiles as full mode does (one tile up to `tile` px).
+
+        Args:
+            rgb: `[H, W, 3]` (grey `[H, W]` / `[H, W, 1]` is repeated to RGB);
+                dtypes as in the module docstring.
+            **options: `tile`, `tile_overlap`, `tile_batch` (`pipeline.full.FullOptions`).
+
+        Returns:
+            float32 `[scale*H, scale*W, 3]` in [0, 1].
+        """
+        img = as_image(rgb)
+        if img.shape[-1] == 1:
+            img = np.repeat(img, 3, axis=-1)
+        config, full = _options("full", options)
+        return self._gather(img, full, config.consistency)
+
+    def _gather(self, frame, full, consistency: str = "auto", stretch=None, raw=None) -> np.ndarray:
+        """Full mode's tiled SR of `frame` (`[H, W, 3]`, array or `ColourFrame`) gathered into one array.
+
+        With a FITS input's `stretch` and `raw` data the result is in linear units
+        when `full.linear_output` (as `upscaled_bands` yields it).
+        """
+        from pipeline.full import upscaled_bands
+
+        s = self.scale
+        out = np.empty((frame.shape[0] * s, frame.shape[1] * s, 3), np.float32)
+        row = 0
+        for band in upscaled_bands(frame, self.upscaler, s, full, consistency=consistency, stretch=stretch, raw=raw):
+            out[row : row + band.shape[0]] = band
+            row += band.shape[0]
+        return out
+
+    def process(self, image: Any, mode: str = "faithful", **options) -> np.ndarray:
+        """The command's job on one array: colourise, then super-resolve.
+
+        Equal, value for value, to what `pipeline.run` computes for the same
+        pixels read from a file (it writes `to_uint8` of this as its PNG).
+
+        Args:
+            image: `[H, W]`, `[H, W, 1|2|3|4]`; uint8, uint16 or float in [0, 1].
+            mode: "faithful" (paper sec. 5.2: resized to `size`, colourised,
+                x`scale`) or "full" (the whole frame: chroma at `size` on the
+                full-resolution luminance, then x`scale` in tiles).
+            **options: RunConfig / FullOptions fields (see the module docstring).
+
+        Returns:
+            float32 RGB in [0, 1]: `[scale*size, scale*size, 3]` (faithful:
+            896x896) or `[scale*H, scale*W, 3]` (full).
+
+        Raises:
+            PipelineInputError: bad image, mode or option.
+        """
+        config, full = _options(mode, options)
+        if mode == "faithful":
+            return self.faithful_batch(self._working_grey(image, config.size)[None], config)[1][0]
+        from pipeline.full import colour_frame
+
+        frame, _ = colour_frame(as_image(image), self.colorizer, full.size)
+        return self._gather(frame, full, config.consistency)
+
+    def process_fits(self, source: Union[str, os.PathLike, Any], **options):
+        """Full mode on a FITS frame: the same cube and header as `--mode full --output_format fits`.
+
+        Args:
+            source: a FITS file path, an astropy `HDUList` (its first image HDU,
+                or the one `hdu=N` names) or one image HDU.
+            **options: FullOptions fields: `stretch`, `interval`, `percentile`
+                (how raw values become [0, 1]), `linear_output` (the cube in the
+                input's units, the stretch undone, instead of [0, 1]), `tile`,
+                `tile_overlap`, `tile_batch`, `size`; and `hdu` (an index).
+
+        Returns:
+            `astropy.io.fits.PrimaryHDU`: float32 data `[3, scale*H, scale*W]`
+            (planes R, G, B; FITS row order), the input header kept with HISTORY
+            lines and the WCS rescaled (CRPIX' = (CRPIX - 0.5)*scale + 0.5, CDELT
+            or CD divided by scale).
+
+        Raises:
+            PipelineInputError: unreadable file, no 2-D image HDU, all-NaN or
+                constant data, a bad option.
+        """
+        from astropy.io import fits
+
+        from data.io import fits_image_from_hdus, read_fits
+        from pipeline.fits_out import fits_header_for
+        from pipeline.full import colour_frame, correction, fits_history
+
+        hdu = options.pop("hdu", None)
+        config, full = _options("full", options, fits=True)
+        kw = dict(stretch=full.stretch, interval=full.interval, percentile=full.percentile, hdu=hdu)
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<HDU>"
+        try:
+            if isinstance(source, (str, os.PathLike)):
+                f = read_fits(name, **kw)
+            else:
+                hdus = source if isinstance(source, (fits.HDUList, list, tuple)) else [source]
+                f = fits_image_from_hdus(hdus, name, **kw)
+        except PipelineInputError:
+            raise
+        except ImageReadError as e:
+            raise PipelineInputError(e.path, e.reason) from e
+        h, w = f.image.shape[:2]
+        if h < 2 or w < 2:
+            raise PipelineInputError(name, f"image is {w}x{h} px; at least 2x2 is needed")
+        frame, _ = colour_frame(f.image, self.colorizer, full.size)
+        rgb = self._gather(frame, full, config.consistency, f.stretch, f.raw)
+        s = self.scale
+        head = fits_header_for(f.header, h * s, w * s, s, f.stretch, full.linear_output,
+                               fits_history(full, s, config.consistency, f.stretch, f.raw))
+        # FITS stores the bottom row first; the same per-plane transform as the file writer.
+        planes = [rgb[::-1, :, c] for c in range(3)]
+        if full.linear_output and not correction(config.consistency, f.stretch, f.raw)[1]:
+            planes = [f.stretch.invert(p) for p in planes]
+        return fits.PrimaryHDU(data=np.stack(planes).astype(np.float32), header=head)
