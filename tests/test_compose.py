@@ -1,0 +1,231 @@
+"""True colour from filters (`pipeline.compose`): generated frames of one synthetic field.
+
+The sky is an analytic colour scene (stars and gradients, different in each
+channel) defined in sky coordinates, so every frame samples it exactly at its
+own pixel centres through its own WCS (shifted, rotated, one with SIP
+distortion): nothing is interpolated to make the frames, and composing them
+back onto the reference grid must give the scene on that grid.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from pipeline.compose_job import ComposeConfig, compose, output_paths
+from pipeline.composite import ComposeError, CompositeOptions, filter_wavelength, order_frames, read_frame
+from pipeline.full import FullOptions
+
+N = 96  # frame side, px
+PIX = 0.2  # arcsec per px
+CENTRE = (150.1, 2.2)  # RA, Dec in degrees
+PLAM = {"R": 8000.0, "G": 5500.0, "B": 4400.0}
+
+
+def _scene(ra, dec, channel: int) -> np.ndarray:
+    """Scene brightness in [0, ~1.3] at sky positions (degrees) for channel 0/1/2 (R/G/B)."""
+    rng = np.random.default_rng(7)
+    dx = (np.asarray(ra) - CENTRE[0]) * np.cos(np.radians(CENTRE[1])) * 3600 / PIX
+    dy = (np.asarray(dec) - CENTRE[1]) * 3600 / PIX
+    stars = rng.uniform(-50, 50, (30, 2))
+    colours = rng.uniform(0.1, 1.0, (30, 3))
+    out = 0.15 + 0.002 * (dx * np.cos(2.1 * channel) + dy * np.sin(2.1 * channel))
+    out = out + 0.3 * np.exp(-((dx - 20 * (channel - 1)) ** 2 + (dy + 10) ** 2) / (2 * 18.0 ** 2))
+    for (x, y), col in zip(stars, colours):
+        out = out + col[channel] * np.exp(-((dx - x) ** 2 + (dy - y) ** 2) / (2 * 2.2 ** 2))
+    return out
+
+
+def _wcs(rot_deg: float, shift: tuple, sip: bool = False) -> WCS:
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"] if sip else ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = CENTRE
+    w.wcs.crpix = [N / 2 + 0.5 + shift[0], N / 2 + 0.5 + shift[1]]
+    t = np.radians(rot_deg)
+    w.wcs.cd = PIX / 3600 * np.array([[-np.cos(t), np.sin(t)], [np.sin(t), np.cos(t)]])
+    if sip:
+        from astropy.wcs import Sip
+
+        a = np.zeros((3, 3))
+        b = np.zeros((3, 3))
+        a[2, 0], a[1, 1], b[0, 2] = 1.5e-4, -8e-5, 1.2e-4  # ~0.3 px at the corners
+        w.sip = Sip(a, b, None, None, w.wcs.crpix)
+    return w
+
+
+def _frame(path, channel: int, rot: float, shift: tuple, gain: float, sky: float, sip=False, keys=None):
+    """Writes one filter's frame: the scene's `channel` in raw units through its own WCS."""
+    w = _wcs(rot, shift, sip)
+    y, x = np.mgrid[0:N, 0:N]
+    ra, dec = w.all_pix2world(x, y, 0)
+    data = (gain * _scene(ra, dec, channel) + sky).astype(np.float32)
+    header = w.to_header(relax=True)
+    for k, v in (keys or {}).items():
+        header[k] = v
+    fits.PrimaryHDU(data, header).writeto(path, overwrite=True)
+    return str(path)
+
+
+@pytest.fixture()
+def frames(tmp_path):
+    """(G, B, R) frames given in that shuffled order; G (the reference) has SIP distortion."""
+    g = _frame(tmp_path / "g.fits", 1, 4.0, (2.0, -3.0), 50.0, 10.0, sip=True, keys={"PHOTPLAM": PLAM["G"]})
+    b = _frame(tmp_path / "b.fits", 2, -9.0, (-6.0, 5.0), 3.0, 0.5, keys={"PHOTPLAM": PLAM["B"]})
+    r = _frame(tmp_path / "r.fits", 0, 13.0, (7.0, 4.0), 1000.0, 200.0, keys={"PHOTPLAM": PLAM["R"]})
+    return [g, b, r]
+
+
+LINEAR = CompositeOptions(stretch="linear", interval="minmax")
+
+
+def _truth(ref_path: str) -> np.ndarray:
+    """The scene on the reference grid, `[3, H, W]` in FITS row order."""
+    w = WCS(fits.getheader(ref_path))
+    y, x = np.mgrid[0:N, 0:N]
+    ra, dec = w.all_pix2world(x, y, 0)
+    return np.stack([_scene(ra, dec, c) for c in range(3)])
+
+
+def _corr(a, b):
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_three_frames_compose_back_to_the_scene_red_to_blue(tmp_path, frames):
+    res = compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / "out"), composite=LINEAR,
+                                upscale=False, formats=("fits",)), log=lambda s: None)
+    [path] = res.written
+    cube = fits.getdata(path)
+    assert cube.shape == (3, N, N)
+    truth = _truth(frames[0])
+    common = np.isfinite(cube).all(axis=0)
+    assert 0.5 < common.mean() < 0.95  # rotated, shifted frames: a real common footprint with gaps
+    # A linear min-max stretch is affine per channel, so the only loss is reproject's
+    # bilinear interpolation of the smooth (FWHM 5 px) scene: correlation stays above 0.99.
+    corr = np.array([[_corr(cube[i][common], truth[j][common]) for j in range(3)] for i in range(3)])
+    assert (np.diag(corr) >= 0.99).all(), corr
+    assert (np.argmax(corr, axis=1) == [0, 1, 2]).all(), corr  # planes R, G, B by PHOTPLAM
+    head = fits.getheader(path)
+    assert [head[f"CMPWAV{i}"] for i in (1, 2, 3)] == [PLAM["R"], PLAM["G"], PLAM["B"]]
+    history = [str(h) for h in head["HISTORY"]]
+    for name in ("r.fits", "g.fits", "b.fits"):
+        assert sum(name in h for h in history) == 1, history  # one HISTORY line per input frame
+
+
+def test_order_given_keeps_the_listed_order(tmp_path, frames):
+    res = compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path), order="given", composite=LINEAR,
+                                upscale=False, formats=("fits",)), log=lambda s: None)
+    cube = fits.getdata(res.written[0])
+    truth = _truth(frames[0])
+    common = np.isfinite(cube).all(axis=0)
+    best = [int(np.argmax([_corr(cube[i][common], truth[j][common]) for j in range(3)])) for i in range(3)]
+    assert best == [1, 2, 0]  # g, b, r as listed
+
+
+def test_x4_fits_keeps_the_sky_and_gaps_are_nan_and_transparent(tmp_path, frames, tiny_exports):
+    import png
+
+    logs = []
+    res = compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / "out"),
+                                srgan_model=tiny_exports["srgan"], formats=("png", "fits"),
+                                full=FullOptions(tile=64, tile_overlap=16)), log=logs.append)
+    paths = output_paths(frames[0], str(tmp_path / "out"), ("png", "fits"), 4)
+    assert sorted(res.written) == sorted(paths.values())
+    cube = fits.getdata(paths["fits"])
+    head = fits.getheader(paths["fits"])
+    assert cube.shape == (3, 4 * N, 4 * N)
+    # Pixel -> sky like the reference at 4x: output pixel p' (0-based) sits at input
+    # pixel (p' + 0.5) / 4 - 0.5 (fits_out's centre convention); SIP included.
+    ref, out = WCS(fits.getheader(frames[0])), WCS(head, naxis=2)  # a cube: SIP needs 2 axes
+    pp = np.array([[0, 0], [383, 0], [0, 383], [383, 383], [191.5, 191.5], [17, 300]], float)
+    sky_out = out.all_pix2world(pp, 0)
+    sky_ref = ref.all_pix2world((pp + 0.5) / 4 - 0.5, 0)
+    dra = (sky_out[:, 0] - sky_ref[:, 0]) * np.cos(np.radians(CENTRE[1]))
+    assert np.hypot(dra, sky_out[:, 1] - sky_ref[:, 1]).max() * 3600 < 0.05
+    # Gaps: where the scene says a frame does not reach, that plane is NaN; inside it is data.
+    y, x = np.mgrid[0:N, 0:N]
+    ra, dec = ref.all_pix2world(x, y, 0)
+    for plane, (path, rot, shift, sip) in enumerate([(frames[2], 13.0, (7.0, 4.0), False),
+                                                     (frames[0], 4.0, (2.0, -3.0), True),
+                                                     (frames[1], -9.0, (-6.0, 5.0), False)]):
+        fx, fy = _wcs(rot, shift, sip).all_world2pix(ra, dec, 0)
+        inside = (fx > 1) & (fx < N - 2) & (fy > 1) & (fy < N - 2)
+        outside = (fx < -1.5) | (fx > N + 0.5) | (fy < -1.5) | (fy > N + 0.5)
+        finite = np.isfinite(cube[plane]).reshape(N, 4, N, 4).all(axis=(1, 3))
+        assert finite[inside].all() and not finite[outside].any()
+        assert outside.any() or path == frames[0]  # the reference covers its own grid
+    width, height, rows, info = png.Reader(filename=paths["png"]).asDirect()
+    rgba = np.vstack([np.asarray(r, np.uint8) for r in rows]).reshape(height, width, 4)
+    assert info["alpha"] and (width, height) == (4 * N, 4 * N)
+    opaque = np.isfinite(cube).all(axis=0)[::-1]  # FITS rows bottom-up, PNG rows top-down
+    assert ((rgba[..., 3] == 255) == opaque).all() and set(np.unique(rgba[..., 3])) == {0, 255}
+    assert any("RGB composite" in line for line in logs)
+
+
+def test_two_filters_make_green_their_mean(tmp_path, frames):
+    logs = []
+    res = compose(ComposeConfig(filters=(frames[2], frames[1]), output=str(tmp_path), upscale=False,
+                                formats=("fits",)), log=logs.append)
+    cube = fits.getdata(res.written[0])
+    # Lupton scales every band of a pixel by one factor, so G = (R + B) / 2 survives the
+    # stretch up to float32 rounding (values in [0, 1]: 1e-6 is ~8 ulp) wherever no band
+    # was clipped at 0 (sky-subtracted values below the sky).
+    ok = np.isfinite(cube).all(axis=0) & (cube[0] > 0) & (cube[2] > 0)
+    assert ok.mean() > 0.2
+    assert np.abs(cube[1][ok] - 0.5 * (cube[0][ok] + cube[2][ok])).max() < 1e-6
+    assert cube[0][ok].std() > 0.01
+    assert "compose: two filters: green is their mean" in logs
+
+
+def test_frames_that_do_not_overlap_give_one_line(tmp_path, frames):
+    far = tmp_path / "far.fits"
+    hdu = fits.open(frames[1])[0]
+    hdu.header["CRVAL1"] += 1.0
+    hdu.writeto(far)
+    with pytest.raises(ComposeError) as e:
+        compose(ComposeConfig(filters=(frames[0], str(far)), output=str(tmp_path / "o"), upscale=False),
+                log=lambda s: None)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(far)) and "does not overlap" in msg
+    assert not os.listdir(tmp_path / "o")
+
+
+def test_frame_without_wcs_gives_one_line_from_the_command(tmp_path, frames):
+    bare = tmp_path / "bare.fits"
+    fits.PrimaryHDU(fits.getdata(frames[1]), fits.Header({"PHOTPLAM": 4400.0})).writeto(bare)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, "-m", "pipeline.compose", f"--filters={frames[0]},{bare}",
+                        f"--output={tmp_path / 'o'}", "--noupscale"], cwd=root, capture_output=True, text=True)
+    assert p.returncode == 2
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and str(bare) in lines[0] and "no celestial WCS" in lines[0], p.stderr
+
+
+def test_one_filter_falls_back_to_the_colouriser(tmp_path, frames, tiny_exports):
+    logs = []
+    res = compose(ComposeConfig(filters=(frames[1],), output=str(tmp_path / "o"), formats=("png",),
+                                colorize_model=tiny_exports["colorize"], srgan_model=tiny_exports["srgan"],
+                                full=FullOptions(size=64, tile=64, tile_overlap=16)), log=logs.append)
+    assert res.notes and res.notes[0] in logs and "falling back to the learned colouriser" in res.notes[0]
+    assert len(res.written) == 1 and os.path.isfile(res.written[0])
+
+
+def test_wavelength_from_keywords_and_filter_names(tmp_path):
+    assert filter_wavelength("F814W") == 8140.0
+    assert filter_wavelength("F160W", "WFC3", "IR") == 16000.0
+    assert filter_wavelength("F200W", "NIRCAM") == 20000.0
+    assert filter_wavelength("r") == 6166.0 and filter_wavelength("R") == 6410.0  # SDSS r, Johnson R
+    assert filter_wavelength("H-alpha") == 6563.0 and filter_wavelength("[OIII]") == 5007.0
+    assert filter_wavelength("SDSS g'") == 4686.0 and filter_wavelength("Lum") is None
+    paths = {}
+    for name, keys in {"acs": {"FILTER1": "CLEAR1L", "FILTER2": "F435W"}, "wav": {"WAVELEN": 0.9},
+                       "vee": {"FILTER": "V"}, "none": {"FILTER": "Lum"}}.items():
+        paths[name] = _frame(tmp_path / f"{name}.fits", 0, 0.0, (0.0, 0.0), 1.0, 0.0, keys=keys)
+    got = {k: read_frame(p) for k, p in paths.items()}
+    assert (got["acs"].filter, got["acs"].wavelength) == ("F435W", 4350.0)
+    assert got["wav"].wavelength == pytest.approx(9000.0)  # WAVELEN below 30 is in um
+    assert [f.name for f in order_frames([got["acs"], got["wav"], got["vee"]])] == ["wav.fits", "vee.fits", "acs.fits"]
+    with pytest.raises(ComposeError, match="none.fits: cannot order by wavelength.*--order given"):
+        order_frames([got["acs"], got["none"]])
