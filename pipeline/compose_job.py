@@ -175,10 +175,8 @@ def _write_outputs(composite: Composite, paths, config: ComposeConfig, result: C
         if os.path.realpath(target) in inputs:
             raise ComposeError(f"{target}: is one of the inputs; pick another --output")
     H, W = h * scale, w * scale
-    spool = None
-    if bands is None:
-        bands = iter([(0, rgb)])
-    elif len(targets) > 1:
+    spool, out, chunk = None, rgb, 64 * scale
+    if bands is not None and len(targets) > 1:
         # Several writers read the same SR result: spool it once to a disk-backed array.
         spool = tempfile.NamedTemporaryFile(prefix=".compose-", suffix=".f32", dir=config.output)
         out = np.memmap(spool.name, np.float32, "w+", shape=(H, W, 3))
@@ -187,7 +185,7 @@ def _write_outputs(composite: Composite, paths, config: ComposeConfig, result: C
         bands = None
     try:
         for fmt, target in targets.items():
-            chunk = 64 * scale
+            # The composite itself, or the spooled SR result, is read again by each writer.
             src = bands if bands is not None else ((i, out[i : i + chunk]) for i in range(0, H, chunk))
             masked = _with_coverage(src, cover, scale)
             if fmt == "fits":
@@ -214,7 +212,10 @@ def _with_coverage(bands, cover: np.ndarray, scale: int) -> Iterator[tuple[np.nd
 def _write_fits(path, masked, composite: Composite, H, W, scale, history) -> None:
     from pipeline.fits_out import fits_header_for, write_fits_stream
 
-    header = fits_header_for(_sip_scaled(composite.reference.header, scale), H, W, scale, None, False, history)
+    base, dropped = _without_lookup_tables(composite.reference.header)
+    if dropped:
+        history = history + ["compose: D2IM/CPDIS lookup tables dropped (not in this file)"]
+    header = fits_header_for(_sip_scaled(base, scale), H, W, scale, None, False, history)
     for i, f in enumerate(composite.frames, start=1):
         if f is not None:
             header[f"CMPFIL{i}"] = (str(f.filter or "")[:60], f"filter of plane {i}")
@@ -248,6 +249,22 @@ def _write_png(path, masked, H, W, full_cover: bool, bits: int) -> None:
     # RGBA: pipeline.full.write_png_stream writes RGB only; gaps must be transparent, never black sky.
     with atomic_file(path) as f:
         png.Writer(width=W, height=H, bitdepth=bits, greyscale=False, alpha=True, compression=6).write(f, rows())
+
+
+def _without_lookup_tables(header):
+    """(copy of `header` without distortion-paper lookup-table keywords, whether any were there).
+
+    HST frames point D2IM/CPDIS at image extensions of their own file; the
+    output has none, and the tables are on the input pixel grid.
+    """
+    import re
+
+    out = header.copy()
+    keys = [k for k in out.keys()
+            if re.fullmatch(r"(CPDIS|CPERR|DP|DQ|D2IMDIS|D2IMERR|D2IM)\d|D2IMEXT|NPOLEXT|AXISCORR", k.split(".")[0])]
+    for k in keys:
+        out.remove(k, ignore_missing=True, remove_all=True)
+    return out, bool(keys)
 
 
 def _sip_scaled(header, scale: int):

@@ -144,6 +144,24 @@ def _wavelength(headers: Sequence) -> tuple[Optional[str], Optional[float], str]
     return name, None, "none"
 
 
+def _celestial_wcs(path: str, header, hdul):
+    """The frame's celestial WCS, with its distortion lookup tables when the file has them."""
+    from astropy.wcs import WCS
+
+    from data.io import _one_line
+
+    error = None
+    # fobj: HST D2IM/CPDIS tables live in other HDUs; a frame cut out of its file
+    # lost them, and then is aligned without them (SIP kept). naxis=2: astropy
+    # needs the 2-D axes picked for SIP on a cube header.
+    for fobj, naxis in ((hdul, None), (hdul, 2), (None, None), (None, 2)):
+        try:
+            return WCS(header, fobj=fobj, relax=True, naxis=naxis).celestial
+        except Exception as e:
+            error = error or e
+    raise ImageReadError(path, f"unreadable WCS ({_one_line(error)}); cannot align it with the other frames")
+
+
 def read_frame(path: str, hdu: Optional[int] = None) -> Frame:
     """Reads one filter's frame: raw data, header, celestial WCS, wavelength.
 
@@ -152,7 +170,6 @@ def read_frame(path: str, hdu: Optional[int] = None) -> Frame:
             celestial WCS (then it cannot be aligned with the others).
     """
     from astropy.io import fits
-    from astropy.wcs import WCS
 
     # The same checks and image-HDU choice as data.io.read_fits (cubes: first plane).
     from data.io import _check_file, _find_image_hdu, _one_line
@@ -166,16 +183,7 @@ def read_frame(path: str, hdu: Optional[int] = None) -> Frame:
             data = np.asarray(hdul[index].data)
             data = data.reshape((-1,) + data.shape[-2:])[0] if data.ndim > 2 else data
             data = np.array(data, dtype=np.float32)
-            try:
-                # fobj: distortion tables (HST D2IM/CPDIS) live in other HDUs of the file.
-                try:
-                    wcs = WCS(header, fobj=hdul, relax=True).celestial
-                except ValueError:
-                    # SIP/lookup distortions on a cube header: astropy needs the 2-D axes picked.
-                    wcs = WCS(header, fobj=hdul, relax=True, naxis=2).celestial
-            except Exception as e:
-                raise ImageReadError(path, f"unreadable WCS ({_one_line(e)}); cannot align it with the other "
-                                           "frames") from e
+            wcs = _celestial_wcs(path, header, hdul)
     except ImageReadError:
         raise
     except Exception as e:
@@ -183,6 +191,9 @@ def read_frame(path: str, hdu: Optional[int] = None) -> Frame:
     data[~np.isfinite(data)] = np.nan
     if not np.isfinite(data).any():
         raise ImageReadError(path, "no finite pixel values (all NaN/inf)")
+    lo, hi = np.nanmin(data), np.nanmax(data)
+    if not hi > lo:
+        raise ImageReadError(path, f"image is constant (every finite pixel = {lo:g}); no colour to take from it")
     if not wcs.has_celestial or wcs.naxis != 2:
         raise ImageReadError(path, "no celestial WCS (CTYPE1/2 RA---/DEC--, CRVAL, CRPIX, CD or CDELT); "
                                    "cannot align it with the other frames")

@@ -11,10 +11,12 @@ import subprocess
 import sys
 
 import numpy as np
+import png
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from data.io import ImageReadError
 from pipeline.compose_job import ComposeConfig, compose, output_paths
 from pipeline.composite import ComposeError, CompositeOptions, filter_wavelength, order_frames, read_frame
 from pipeline.full import FullOptions
@@ -56,7 +58,8 @@ def _wcs(rot_deg: float, shift: tuple, sip: bool = False) -> WCS:
     return w
 
 
-def _frame(path, channel: int, rot: float, shift: tuple, gain: float, sky: float, sip=False, keys=None):
+def _frame(path, channel: int, rot: float, shift: tuple, gain: float, sky: float, sip=False, keys=None,
+           cards=()):
     """Writes one filter's frame: the scene's `channel` in raw units through its own WCS."""
     w = _wcs(rot, shift, sip)
     y, x = np.mgrid[0:N, 0:N]
@@ -65,14 +68,18 @@ def _frame(path, channel: int, rot: float, shift: tuple, gain: float, sky: float
     header = w.to_header(relax=True)
     for k, v in (keys or {}).items():
         header[k] = v
+    for card in cards:
+        header.append(fits.Card.fromstring(card))
     fits.PrimaryHDU(data, header).writeto(path, overwrite=True)
     return str(path)
 
 
 @pytest.fixture()
 def frames(tmp_path):
-    """(G, B, R) frames given in that shuffled order; G (the reference) has SIP distortion."""
-    g = _frame(tmp_path / "g.fits", 1, 4.0, (2.0, -3.0), 50.0, 10.0, sip=True, keys={"PHOTPLAM": PLAM["G"]})
+    """(G, B, R) frames given in that shuffled order; G (the reference) has SIP distortion and, like an
+    HST chip cut out of its file, names a D2IM lookup table that the file does not hold."""
+    g = _frame(tmp_path / "g.fits", 1, 4.0, (2.0, -3.0), 50.0, 10.0, sip=True, keys={"PHOTPLAM": PLAM["G"]},
+               cards=["D2IMDIS1= 'Lookup'", "D2IM1   = 'EXTVER: 1'", "D2IM1   = 'NAXES: 1'", "D2IMEXT = 'x.fits'"])
     b = _frame(tmp_path / "b.fits", 2, -9.0, (-6.0, 5.0), 3.0, 0.5, keys={"PHOTPLAM": PLAM["B"]})
     r = _frame(tmp_path / "r.fits", 0, 13.0, (7.0, 4.0), 1000.0, 200.0, keys={"PHOTPLAM": PLAM["R"]})
     return [g, b, r]
@@ -87,6 +94,13 @@ def _truth(ref_path: str) -> np.ndarray:
     y, x = np.mgrid[0:N, 0:N]
     ra, dec = w.all_pix2world(x, y, 0)
     return np.stack([_scene(ra, dec, c) for c in range(3)])
+
+
+def _read_png(path: str) -> np.ndarray:
+    """A PNG as `[H, W, planes]` uint8/uint16 (pypng: Pillow drops 16-bit colour to 8 bits)."""
+    width, height, rows, info = png.Reader(filename=path).asDirect()
+    dtype = np.uint16 if info["bitdepth"] == 16 else np.uint8
+    return np.vstack([np.asarray(r, dtype) for r in rows]).reshape(height, width, info["planes"])
 
 
 def _corr(a, b):
@@ -125,8 +139,6 @@ def test_order_given_keeps_the_listed_order(tmp_path, frames):
 
 
 def test_x4_fits_keeps_the_sky_and_gaps_are_nan_and_transparent(tmp_path, frames, tiny_exports):
-    import png
-
     logs = []
     res = compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / "out"),
                                 srgan_model=tiny_exports["srgan"], formats=("png", "fits"),
@@ -136,6 +148,7 @@ def test_x4_fits_keeps_the_sky_and_gaps_are_nan_and_transparent(tmp_path, frames
     cube = fits.getdata(paths["fits"])
     head = fits.getheader(paths["fits"])
     assert cube.shape == (3, 4 * N, 4 * N)
+    assert "D2IMDIS1" not in head and "D2IMEXT" not in head  # tables not in the output: keywords dropped
     # Pixel -> sky like the reference at 4x: output pixel p' (0-based) sits at input
     # pixel (p' + 0.5) / 4 - 0.5 (fits_out's centre convention); SIP included.
     ref, out = WCS(fits.getheader(frames[0])), WCS(head, naxis=2)  # a cube: SIP needs 2 axes
@@ -156,9 +169,8 @@ def test_x4_fits_keeps_the_sky_and_gaps_are_nan_and_transparent(tmp_path, frames
         finite = np.isfinite(cube[plane]).reshape(N, 4, N, 4).all(axis=(1, 3))
         assert finite[inside].all() and not finite[outside].any()
         assert outside.any() or path == frames[0]  # the reference covers its own grid
-    width, height, rows, info = png.Reader(filename=paths["png"]).asDirect()
-    rgba = np.vstack([np.asarray(r, np.uint8) for r in rows]).reshape(height, width, 4)
-    assert info["alpha"] and (width, height) == (4 * N, 4 * N)
+    rgba = _read_png(paths["png"])
+    assert rgba.dtype == np.uint8 and rgba.shape == (4 * N, 4 * N, 4)
     opaque = np.isfinite(cube).all(axis=0)[::-1]  # FITS rows bottom-up, PNG rows top-down
     assert ((rgba[..., 3] == 255) == opaque).all() and set(np.unique(rgba[..., 3])) == {0, 255}
     assert any("RGB composite" in line for line in logs)
@@ -167,8 +179,15 @@ def test_x4_fits_keeps_the_sky_and_gaps_are_nan_and_transparent(tmp_path, frames
 def test_two_filters_make_green_their_mean(tmp_path, frames):
     logs = []
     res = compose(ComposeConfig(filters=(frames[2], frames[1]), output=str(tmp_path), upscale=False,
-                                formats=("fits",)), log=logs.append)
+                                formats=("fits", "png16")), log=logs.append)
     cube = fits.getdata(res.written[0])
+    rgba = _read_png(res.written[1])
+    assert rgba.dtype == np.uint16 and rgba.shape == (N, N, 4)
+    # The 16-bit PNG holds the same composite as the FITS cube, to its rounding (0.5/65535;
+    # 1e-7 covers the float32 ulp of cube values near 1).
+    shown = rgba[::-1, :, 3] > 0
+    assert (shown == np.isfinite(cube).all(axis=0)).all()
+    assert np.abs(rgba[::-1, :, :3][shown] / 65535.0 - np.moveaxis(cube, 0, -1)[shown]).max() <= 0.5 / 65535 + 1e-7
     # Lupton scales every band of a pixel by one factor, so G = (R + B) / 2 survives the
     # stretch up to float32 rounding (values in [0, 1]: 1e-6 is ~8 ulp) wherever no band
     # was clipped at 0 (sky-subtracted values below the sky).
@@ -229,3 +248,9 @@ def test_wavelength_from_keywords_and_filter_names(tmp_path):
     assert [f.name for f in order_frames([got["acs"], got["wav"], got["vee"]])] == ["wav.fits", "vee.fits", "acs.fits"]
     with pytest.raises(ComposeError, match="none.fits: cannot order by wavelength.*--order given"):
         order_frames([got["acs"], got["none"]])
+
+
+def test_constant_frame_gives_one_line(tmp_path):
+    path = _frame(tmp_path / "flat.fits", 0, 0.0, (0.0, 0.0), 0.0, 5.0)
+    with pytest.raises(ImageReadError, match=r"flat.fits: image is constant \(every finite pixel = 5\)"):
+        read_frame(path)
