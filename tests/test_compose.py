@@ -254,3 +254,36 @@ def test_constant_frame_gives_one_line(tmp_path):
     path = _frame(tmp_path / "flat.fits", 0, 0.0, (0.0, 0.0), 0.0, 5.0)
     with pytest.raises(ImageReadError, match=r"flat.fits: image is constant \(every finite pixel = 5\)"):
         read_frame(path)
+
+
+def test_defaults_give_back_a_picture_split_into_frames(tmp_path, data_dir):
+    """Frames holding a colour picture's display values (NGC 3314 fixture) compose back to it with the
+    default Lupton stretch: Q=1 is mild enough not to stretch an already stretched picture much."""
+    from scipy import ndimage
+
+    from data.io import read_rgb
+
+    picture = read_rgb(os.path.join(data_dir, "images", "n3314.png"))[::-1]  # FITS row order
+    size, side = picture.shape[0], 192
+    grid = _wcs(0.0, (0.0, 0.0))
+    grid.wcs.crpix = [size / 2 + 0.5, size / 2 + 0.5]
+    paths = []
+    # The reference (G) lies on the picture's own pixel grid, 32 px in: its truth is an exact crop.
+    for channel, rot, shift, plam in ((1, 0.0, (0.0, 0.0), 5500.0), (2, 7.0, (5.0, -4.0), 4400.0),
+                                      (0, -10.0, (-6.0, 3.0), 8000.0)):
+        w = _wcs(rot, shift)
+        w.wcs.crpix = [side / 2 + 0.5 + shift[0], side / 2 + 0.5 + shift[1]]
+        y, x = np.mgrid[0:side, 0:side]
+        px, py = grid.world_to_pixel(w.pixel_to_world(x, y))
+        data = ndimage.map_coordinates(picture[..., channel], [py, px], order=3, mode="nearest")
+        header = w.to_header()
+        header["PHOTPLAM"] = plam
+        paths.append(str(tmp_path / f"p{channel}.fits"))
+        fits.PrimaryHDU(data.astype(np.float32), header).writeto(paths[-1])
+    res = compose(ComposeConfig(filters=tuple(paths), output=str(tmp_path / "o"), upscale=False,
+                                formats=("fits",)), log=lambda s: None)
+    cube = fits.getdata(res.written[0])
+    truth = picture[32:32 + side, 32:32 + side]
+    ok = np.isfinite(cube).all(axis=0)
+    corr = [_corr(cube[c][ok], truth[..., c][ok]) for c in range(3)]
+    assert min(corr) >= 0.99, corr
