@@ -6,7 +6,7 @@ the learned colouriser is not involved. Steps, each a plain function:
 1. `read_frame`: the raw 2-D data (FITS row order, NaN where not finite), header
    and celestial WCS of each file; a frame without a celestial WCS is refused.
 2. `order_frames`: red -> blue by wavelength (PHOTPLAM, WAVELEN, or the FILTER
-   name looked up in `FILTER_WAVELENGTHS`), or as given.
+   name, `pipeline.filters`), or as given.
 3. `reproject_frames`: every frame onto the reference frame's pixel grid with
    `reproject` (bilinear `reproject_interp`; `reproject_exact` when flux
    conserving: it conserves surface brightness, i.e. pixel values are
@@ -25,32 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Optional, Sequence
 
 import numpy as np
 
 from data.io import ImageReadError, STRETCHES, fit_stretch
-
-#: Approximate central/pivot wavelengths in Angstrom of common filters, keyed by
-#: normalised name (`_normalise_filter`). Johnson-Cousins (Bessell 1990), SDSS
-#: (Fukugita et al. 1996), and the usual narrowband lines.
-FILTER_WAVELENGTHS = {
-    "U": 3660.0, "B": 4380.0, "V": 5450.0, "R": 6410.0, "I": 7980.0,
-    "J": 12200.0, "H": 16300.0, "K": 21900.0, "KS": 21500.0,
-    "u": 3551.0, "g": 4686.0, "r": 6166.0, "i": 7480.0, "z": 8932.0,
-    "HALPHA": 6563.0, "HBETA": 4861.0, "OIII": 5007.0, "SII": 6724.0, "NII": 6584.0,
-    "HEII": 4686.0, "OI": 6300.0,
-}
-_ALIASES = {"HA": "HALPHA", "HB": "HBETA", "O3": "OIII", "S2": "SII", "N2": "NII", "HE2": "HEII"}
-#: Header keywords that may name a filter, in the order they are tried (ACS
-#: keeps CLEAR in one wheel and the filter in the other; WFPC2 uses FILTNAM).
-FILTER_KEYWORDS = ("FILTER", "FILTER1", "FILTER2", "FILTNAM1", "FILTNAM2", "FILTNAME", "PUPIL")
-#: Instruments whose 3-4 digit filter names count in units of 10 nm (JWST,
-#: HST NICMOS and WFC3/IR: F160W = 1.60 um) rather than nm (F555W = 555 nm).
-_TEN_NM_INSTRUMENTS = ("NIRCAM", "NIRISS", "NIRSPEC", "MIRI", "NICMOS")
-_NO_FILTER = ("CLEAR", "OPEN", "NONE", "N/A", "BLANK", "EMPTY", "")
-
+from pipeline.filters import header_wavelength
 
 class ComposeError(ValueError):
     """Frames that cannot be composited together (no overlap, no order); one line."""
@@ -83,65 +63,6 @@ class Frame:
     @property
     def name(self) -> str:
         return os.path.basename(self.path)
-
-
-def _normalise_filter(name: str) -> str:
-    text = re.sub(r"[\s_\-\[\]()'\u2032]", "", str(name))
-    if len(text) == 1:
-        return text  # case tells Johnson R from SDSS r
-    text = text.upper()
-    for prefix in ("SDSS", "JOHNSON", "BESSELL", "COUSINS"):
-        if text.startswith(prefix) and len(text) > len(prefix):
-            rest = text[len(prefix):]
-            return rest.lower() if prefix == "SDSS" and len(rest) == 1 else rest
-    return _ALIASES.get(text, text)
-
-
-def filter_wavelength(name: str, instrument: str = "", detector: str = "") -> Optional[float]:
-    """Wavelength in Angstrom of a filter name, or None when the name is not known.
-
-    HST/JWST names `F<digits><W|M|N|LP|X...>` give their wavelength directly:
-    nm for HST optical/UV cameras, 10 nm for JWST, NICMOS and WFC3/IR.
-    """
-    key = _normalise_filter(name)
-    if key in FILTER_WAVELENGTHS:
-        return FILTER_WAVELENGTHS[key]
-    m = re.fullmatch(r"F(\d{3,4})(W|M|N|LP|X|W2|MN|QN)?\d?", key.upper())
-    if not m:
-        return None
-    ten_nm = instrument.upper() in _TEN_NM_INSTRUMENTS or (
-        instrument.upper() == "WFC3" and detector.upper() == "IR")
-    return float(m.group(1)) * (100.0 if ten_nm else 10.0)
-
-
-def _wavelength(headers: Sequence) -> tuple[Optional[str], Optional[float], str]:
-    """(filter name, Angstrom, source) from the image and primary headers."""
-    def get(key):
-        for h in headers:
-            if key in h and h[key] not in (None, ""):
-                return h[key]
-        return None
-
-    name = None
-    for key in FILTER_KEYWORDS:
-        value = get(key)
-        if value is not None and str(value).strip().upper() not in _NO_FILTER and \
-                not str(value).strip().upper().startswith("CLEAR"):
-            name = str(value).strip()
-            break
-    photplam = get("PHOTPLAM")
-    if isinstance(photplam, (int, float)) and photplam > 0:
-        return name, float(photplam), "PHOTPLAM"
-    wavelen = get("WAVELEN")
-    if isinstance(wavelen, (int, float)) and wavelen > 0:
-        # Unit not standardised: below 30 it can only be um, below 1200 nm, else Angstrom.
-        factor = 1e4 if wavelen < 30 else (10.0 if wavelen < 1200 else 1.0)
-        return name, float(wavelen) * factor, "WAVELEN"
-    if name is not None:
-        wl = filter_wavelength(name, str(get("INSTRUME") or ""), str(get("DETECTOR") or ""))
-        if wl is not None:
-            return name, wl, f"FILTER {name}"
-    return name, None, "none"
 
 
 def _celestial_wcs(path: str, header, hdul):
@@ -197,7 +118,7 @@ def read_frame(path: str, hdu: Optional[int] = None) -> Frame:
     if not wcs.has_celestial or wcs.naxis != 2:
         raise ImageReadError(path, "no celestial WCS (CTYPE1/2 RA---/DEC--, CRVAL, CRPIX, CD or CDELT); "
                                    "cannot align it with the other frames")
-    name, wl, source = _wavelength([header, primary])
+    name, wl, source = header_wavelength([header, primary])
     photflam = header.get("PHOTFLAM", primary.get("PHOTFLAM"))
     photflam = float(photflam) if isinstance(photflam, (int, float)) and photflam > 0 else None
     return Frame(path=path, data=data, header=header, wcs=wcs, filter=name, wavelength=wl,

@@ -18,7 +18,8 @@ from astropy.wcs import WCS
 
 from data.io import ImageReadError
 from pipeline.compose_job import ComposeConfig, compose, output_paths
-from pipeline.composite import ComposeError, CompositeOptions, filter_wavelength, order_frames, read_frame
+from pipeline.composite import ComposeError, CompositeOptions, order_frames, read_frame
+from pipeline.filters import filter_wavelength
 from pipeline.full import FullOptions
 
 N = 96  # frame side, px
@@ -287,3 +288,15 @@ def test_defaults_give_back_a_picture_split_into_frames(tmp_path, data_dir):
     ok = np.isfinite(cube).all(axis=0)
     corr = [_corr(cube[c][ok], truth[..., c][ok]) for c in range(3)]
     assert min(corr) >= 0.99, corr
+
+
+def test_reference_picks_the_grid_and_header(tmp_path, frames):
+    res = compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / "o"), reference="r.fits",
+                                composite=LINEAR, upscale=False, formats=("fits",)), log=lambda s: None)
+    assert os.path.basename(res.written[0]) == "r_composite.fits"
+    head, ref = fits.getheader(res.written[0]), fits.getheader(frames[2])
+    assert [head[k] for k in ("CRPIX1", "CRPIX2", "PC1_2")] == [ref[k] for k in ("CRPIX1", "CRPIX2", "PC1_2")]
+    assert np.isfinite(fits.getdata(res.written[0])[0]).all()  # R is the reference: it covers its own grid
+    with pytest.raises(ValueError, match="--reference x.fits is not one of --filters"):
+        compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / "o"), reference="x.fits"),
+                log=lambda s: None)
