@@ -45,6 +45,7 @@ setup(
         "matplotlib>=3.8,<4",
         "absl-py>=2.1,<3",
         "astropy>=6.0,<9",
+        "reproject>=0.13,<1",  # pipeline.compose: frames onto one WCS (astropy-affiliated)
         "tqdm>=4.66,<5",
     ],
     extras_require={

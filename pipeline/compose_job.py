@@ -1,0 +1,290 @@
+"""The compose job as library code: filter frames in, composite (x4) PNG/FITS out.
+
+`compose(ComposeConfig)` is what `python -m pipeline.compose` runs: it reads
+and orders the frames, builds the composite on the reference grid
+(`pipeline.composite`), then takes the existing full-resolution path: the SR
+model runs on the RGB composite (all three channels at once, as in
+`pipeline.full`; per-channel or luminance-only SR was not measured), in
+overlapping tiles (`pipeline.tiling`), and the result is written as PNG
+(8/16-bit, transparent where a filter has no data) and as a FITS cube
+`[3, sH, sW]` (NaN where a filter has no data) with the reference header, one
+HISTORY line per input frame and the WCS rescaled (`pipeline.fits_out`).
+One filter has no colour to measure: it falls back to `pipeline.run --mode full`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from pipeline.composite import Composite, CompositeOptions, ComposeError, make_composite, order_frames, read_frame
+from pipeline.full import FullOptions
+from pipeline.runner import RunConfig
+
+FORMATS = ("png", "png16", "fits")
+_RUN = RunConfig(input="", output="")
+_FITS_SUFFIXES = (".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fits", ".fit", ".fts")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComposeConfig:
+    """Resolved settings of one compose run.
+
+    Attributes:
+        filters: 1-3 FITS files of one field, one per filter.
+        output: folder for the results (created if missing).
+        reference: the frame whose grid and header the result gets (a path or
+            file name among `filters`); None: the first given.
+        order: `wavelength` (red -> blue) or `given`.
+        composite: how the composite is made (`pipeline.composite.CompositeOptions`).
+        upscale: super-resolve the composite (False: the composite alone).
+        formats: any of `FORMATS`.
+        full: tile sizes (and, for one filter, the colouriser's working size).
+    """
+
+    filters: tuple
+    output: str
+    reference: Optional[str] = None
+    order: str = "wavelength"
+    composite: CompositeOptions = CompositeOptions()
+    upscale: bool = True
+    srgan_model: str = _RUN.srgan_model
+    colorize_model: str = _RUN.colorize_model
+    formats: tuple = ("png", "fits")
+    full: FullOptions = FullOptions()
+
+
+@dataclasses.dataclass
+class ComposeResult:
+    written: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+    composite: Optional[Composite] = None
+
+
+def compose(config: ComposeConfig, log: Callable[[str], None] = print) -> ComposeResult:
+    """Runs the compose job.
+
+    Raises:
+        ImageReadError: an unreadable frame or one without a celestial WCS.
+        ComposeError: frames that cannot go together (no overlap, unknown
+            wavelength, more than three, an output that would overwrite an input).
+        ModelLoadError, OutputError, ValueError: bad model, output folder, settings.
+    """
+    from pipeline.runner import check_output_folder
+
+    paths = list(config.filters)
+    bad = [f for f in config.formats if f not in FORMATS]
+    if bad or not config.formats:
+        raise ValueError(f"unknown output format {bad[0] if bad else '(none)'!r}; choose from {FORMATS}")
+    if not 1 <= len(paths) <= 3:
+        raise ComposeError(f"--filters takes 1 to 3 frames (R, G, B), got {len(paths)}")
+    check_output_folder(config.output)
+    if len(paths) == 1:
+        return _one_filter(paths[0], config, log)
+    frames = [read_frame(p) for p in paths]
+    reference = frames[_reference_index(paths, config.reference)]
+    ordered = order_frames(frames, config.order)
+    names = "RGB" if len(ordered) == 3 else "RB"
+    log("compose: " + ", ".join(
+        f"{ch}={f.name} ({f.filter or 'no filter'}, "
+        f"{'%.0f A from %s' % (f.wavelength, f.wavelength_source) if f.wavelength else 'wavelength unknown'})"
+        for ch, f in zip(names, ordered)) + (" (order as given)" if config.order == "given" else ""))
+    if len(ordered) == 2:
+        log("compose: two filters: green is their mean")
+    composite = make_composite(ordered, reference, config.composite)
+    h, w = reference.data.shape
+    common = float(composite.coverage.all(axis=-1).mean())
+    log(f"compose: onto the grid of {reference.name} ({w}x{h}); all filters cover {100 * common:.1f}% of it")
+    result = ComposeResult(composite=composite)
+    _write_outputs(composite, paths, config, result, log)
+    return result
+
+
+def _reference_index(paths: Sequence[str], reference: Optional[str]) -> int:
+    if reference is None:
+        return 0
+    for i, p in enumerate(paths):
+        if reference in (p, os.path.basename(p)) or os.path.abspath(reference) == os.path.abspath(p):
+            return i
+    raise ValueError(f"--reference {reference} is not one of --filters ({', '.join(paths)})")
+
+
+def _one_filter(path: str, config: ComposeConfig, log) -> ComposeResult:
+    """One frame: no colour to measure, so the learned colouriser (full mode) does it."""
+    from pipeline.runner import run
+
+    if not config.upscale:
+        raise ComposeError(f"{path}: one filter and --noupscale: there is nothing to compose; give 2 or 3 "
+                           "filters, or drop --noupscale to colourise it")
+    note = (f"one filter ({os.path.basename(path)}): no colour to measure; falling back to the learned "
+            "colouriser (pipeline.run --mode full)")
+    log(note)
+    result = ComposeResult(notes=[note])
+    for fmt in dict.fromkeys("fits" if f == "fits" else f for f in config.formats):
+        run_config = RunConfig(input=path, output=config.output, colorize_model=config.colorize_model,
+                               srgan_model=config.srgan_model, size=config.full.size, mode="full",
+                               full=dataclasses.replace(config.full, output_format=fmt), progress=False)
+        done = run(run_config, log=log)
+        if done.failed:
+            raise ComposeError(f"{done.failed[0][0]}: {done.failed[0][1]}")
+        result.written += done.written
+    return result
+
+
+def _stem(path: str) -> str:
+    name = os.path.basename(path)
+    for suffix in _FITS_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return os.path.splitext(name)[0]
+
+
+def output_paths(reference_path: str, output: str, formats: Sequence[str], scale: int) -> dict:
+    """{format: output file} named after the reference frame: `<stem>_composite[_x4][.png|_16bit.png|.fits]`."""
+    base = os.path.join(output, _stem(reference_path) + "_composite" + (f"_x{scale}" if scale > 1 else ""))
+    ext = {"png": ".png", "png16": "_16bit.png", "fits": ".fits"}
+    return {f: base + ext[f] for f in formats}
+
+
+def _write_outputs(composite: Composite, paths, config: ComposeConfig, result: ComposeResult, log) -> None:
+    import tempfile
+
+    rgb, cover = composite.display()
+    h, w = rgb.shape[:2]
+    scale, history, bands = 1, list(composite.notes), None
+    if config.upscale:
+        from pipeline.models import describe_device, load_model, model_scale
+        from pipeline.tiling import iter_upscaled_bands
+
+        upscaler = load_model(config.srgan_model, "srgan")
+        scale = model_scale(upscaler)
+        log(f"super-resolution: {upscaler.description} (x{scale}) on {describe_device()}, on the RGB composite")
+        if not upscaler.trained:
+            log("WARNING: the SR model is freshly initialised (untrained): the output shows the pipeline "
+                "working, not real detail.")
+        o = config.full
+        history.append(f"compose: x{scale} SR of the RGB composite in {o.tile}px tiles (overlap {o.tile_overlap}px)")
+        bands = ((top * scale, sr) for top, _, sr in iter_upscaled_bands(
+            rgb, lambda t: upscaler.run(t[None])[0], scale, o.tile, o.tile_overlap,
+            upscale_batch=upscaler.run, batch_size=o.tile_batch))
+    targets = output_paths(composite.reference.path, config.output, config.formats, scale)
+    inputs = {os.path.realpath(p) for p in paths}
+    for target in targets.values():
+        if os.path.realpath(target) in inputs:
+            raise ComposeError(f"{target}: is one of the inputs; pick another --output")
+    H, W = h * scale, w * scale
+    spool, out, chunk = None, rgb, 64 * scale
+    if bands is not None and len(targets) > 1:
+        # Several writers read the same SR result: spool it once to a disk-backed array.
+        spool = tempfile.NamedTemporaryFile(prefix=".compose-", suffix=".f32", dir=config.output)
+        out = np.memmap(spool.name, np.float32, "w+", shape=(H, W, 3))
+        for top, sr in bands:
+            out[top : top + sr.shape[0]] = sr
+        bands = None
+    try:
+        for fmt, target in targets.items():
+            # The composite itself, or the spooled SR result, is read again by each writer.
+            src = bands if bands is not None else ((i, out[i : i + chunk]) for i in range(0, H, chunk))
+            masked = _with_coverage(src, cover, scale)
+            if fmt == "fits":
+                _write_fits(target, masked, composite, H, W, scale, history)
+            else:
+                _write_png(target, masked, H, W, bool(cover.all()), 16 if fmt == "png16" else 8)
+            result.written.append(target)
+            log(f"wrote {target} ({W}x{H})")
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def _with_coverage(bands, cover: np.ndarray, scale: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(rgb rows, coverage rows bool `[rows, W, 3]`) at the output scale, top to bottom.
+
+    Bands start and end on whole input rows (multiples of `scale` output rows).
+    """
+    for top, rows in bands:
+        c = cover[top // scale : (top + rows.shape[0]) // scale]
+        yield np.asarray(rows, np.float32), np.repeat(np.repeat(c, scale, axis=0), scale, axis=1)
+
+
+def _write_fits(path, masked, composite: Composite, H, W, scale, history) -> None:
+    from pipeline.fits_out import fits_header_for, write_fits_stream
+
+    base, dropped = _without_lookup_tables(composite.reference.header)
+    if dropped:
+        history = history + ["compose: D2IM/CPDIS lookup tables dropped (not in this file)"]
+    header = fits_header_for(_sip_scaled(base, scale), H, W, scale, None, False, history)
+    for i, f in enumerate(composite.frames, start=1):
+        if f is not None:
+            header[f"CMPFIL{i}"] = (str(f.filter or "")[:60], f"filter of plane {i}")
+            header[f"CMPWAV{i}"] = (float(f.wavelength or 0.0), f"Angstrom, plane {i} (0: unknown)")
+            header[f"CMPSRC{i}"] = (f.name[-60:], f"frame of plane {i}")
+    header["CMPGAPS"] = ("NaN", "pixels a filter does not cover are NaN")
+    write_fits_stream(path, (np.where(c, rgb, np.nan) for rgb, c in masked), header)
+
+
+def _write_png(path, masked, H, W, full_cover: bool, bits: int) -> None:
+    if full_cover:
+        from pipeline.full import write_png_stream
+
+        write_png_stream(path, (rgb for rgb, _ in masked), H, W, bits=bits)
+        return
+    import png
+
+    from common.training import atomic_file
+    from data.normalize import to_uint8, to_uint16
+
+    quant = to_uint8 if bits == 8 else to_uint16
+    opaque, dtype = (255, np.uint8) if bits == 8 else (65535, np.uint16)
+
+    def rows():
+        for rgb, c in masked:
+            # Opaque only where every filter has data: a pixel missing one band has no true colour.
+            alpha = np.where(c.all(axis=-1, keepdims=True), opaque, 0).astype(dtype)
+            q = np.concatenate([quant(rgb), alpha], axis=-1)
+            yield from q.reshape(q.shape[0], -1)
+
+    # RGBA: pipeline.full.write_png_stream writes RGB only; gaps must be transparent, never black sky.
+    with atomic_file(path) as f:
+        png.Writer(width=W, height=H, bitdepth=bits, greyscale=False, alpha=True, compression=6).write(f, rows())
+
+
+def _without_lookup_tables(header):
+    """(copy of `header` without distortion-paper lookup-table keywords, whether any were there).
+
+    HST frames point D2IM/CPDIS at image extensions of their own file; the
+    output has none, and the tables are on the input pixel grid.
+    """
+    import re
+
+    out = header.copy()
+    keys = [k for k in out.keys()
+            if re.fullmatch(r"(CPDIS|CPERR|DP|DQ|D2IMDIS|D2IMERR|D2IM)\d|D2IMEXT|NPOLEXT|AXISCORR", k.split(".")[0])]
+    for k in keys:
+        out.remove(k, ignore_missing=True, remove_all=True)
+    return out, bool(keys)
+
+
+def _sip_scaled(header, scale: int):
+    """`header` with SIP coefficients rescaled for a `scale`x grid when `fits_out.scale_header` does not.
+
+    With u' = s u (pixel offsets from CRPIX) and CD' = CD / s, the sky is kept
+    when f'(u', v') = s f(u, v), i.e. A'_pq = A_pq s^(1-p-q) (B, AP, BP alike).
+    """
+    from pipeline.fits_out import scale_header
+
+    import re
+
+    keys = [k for k in header if re.fullmatch(r"(A|B|AP|BP)_\d+_\d+", k)]
+    if scale == 1 or not keys or "-SIP" not in str(header.get("CTYPE1", "")):
+        return header
+    probe = scale_header(header, 2)
+    if any(probe[k] != header[k] for k in keys):
+        return header  # scale_header rescales SIP itself
+    out = header.copy()
+    for k in keys:
+        p, q = (int(n) for n in k.split("_")[1:])
+        out[k] = float(header[k]) * float(scale) ** (1 - p - q)
+    return out
