@@ -99,7 +99,9 @@ def run(config: RunConfig, log=print) -> RunResult:
     from tqdm import tqdm
 
     from data.io import ImageReadError, write_png
-    from pipeline.inference import batched, collect_inputs, colourise_and_upscale, iter_loaded, plan_jobs
+    from pipeline import manifest
+    from pipeline.inference import (batched, collect_inputs, colourise_and_upscale, exclude_own_outputs,
+                                    iter_loaded, plan_jobs)
     from pipeline.models import describe_device, load_model, model_scale
 
     if config.size % 16:
@@ -130,12 +132,22 @@ def run(config: RunConfig, log=print) -> RunResult:
         from pipeline.full import output_extension
 
         ext = output_extension(full)
+    entries = manifest.read_manifest(config.output)
+    sources, own = exclude_own_outputs(sources, config.input, config.output, manifest.recorded_outputs(entries))
+    if own:
+        result.notes.append(f"note: {len(own)} file(s) written by this tool into --output were not taken as inputs.")
+        log(result.notes[-1])
+    previous = {e["source"]: out for out, e in entries.items() if "source" in e}
     jobs = plan_jobs(sources, config.input, config.output, suffix=f"_colour_x{scale}",
-                     save_intermediate=config.save_intermediate and config.mode == "faithful", ext=ext)
+                     save_intermediate=config.save_intermediate and config.mode == "faithful", ext=ext,
+                     previous=previous)
     _remove_stale_temporaries(jobs)
     if config.skip_existing:
-        todo = [j for j in jobs if not os.path.isfile(j.output)]
-        result.skipped = [j.source for j in jobs if os.path.isfile(j.output)]
+        # Skipped only when the manifest says the output was made from this very
+        # input (real path, size, mtime): a new a.fits beside a done a.png is made.
+        done = [manifest.is_up_to_date(j.output, j.source, entries) for j in jobs]
+        todo = [j for j, d in zip(jobs, done) if not d]
+        result.skipped = [j.source for j, d in zip(jobs, done) if d]
     else:
         todo = jobs
     show = sys.stderr.isatty() if config.progress is None else config.progress
@@ -169,6 +181,7 @@ def run(config: RunConfig, log=print) -> RunResult:
                 write_png(job.output, u)
                 if job.intermediate:
                     write_png(job.intermediate, c)
+                manifest.record(config.output, [(job.source, job.output, [job.intermediate])])
             except OSError as e:
                 if _write_failed(job, e, result, log):
                     stopped = True
@@ -231,6 +244,7 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
 
     from common.training import atomic_write_bytes
     from data.io import ImageReadError
+    from pipeline import manifest
     from pipeline.full import process_full
 
     rows = []
@@ -259,6 +273,14 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
         if was_colour:
             result.notes.append(f"note: {job.source} is a colour image; its luminance was used.")
             log(result.notes[-1])
+        extra = [os.path.splitext(job.output)[0] + "_residual.png"] if options.report and options.residual_map else []
+        try:
+            manifest.record(config.output, [(job.source, job.output, extra)])
+        except OSError as e:
+            if _write_failed(job, e, result, log):
+                _stop_notice(jobs, result, log)
+                break
+            continue
         result.written.append(job.output)
         if fidelity is not None:
             rows.append((job.source, job.output, fidelity))
