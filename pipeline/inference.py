@@ -19,9 +19,11 @@ from data.datasets import resize_image
 from data.io import ImageReadError, list_images, read_image
 from pipeline.models import LoadedModel
 
-# Longest side accepted in faithful mode: larger frames would be read whole only
-# to be shrunk to 224 px, which needs more memory than a user expects.
-MAX_PIXELS = 40_000 * 40_000
+# Largest frame faithful mode decodes (declared size, checked before decoding):
+# it reads the whole frame only to shrink it to 224 px, with about 40 bytes of
+# working arrays per pixel of an 8-bit RGB input at the peak, so 2**27 pixels
+# (e.g. 11585 x 11585) needs about 5 GB. Full mode allows `data.io.MAX_PIXELS`.
+MAX_PIXELS = 2**27
 
 
 def to_luminance(image: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -129,14 +131,18 @@ def name_candidates(source: str, root: str) -> list[str]:
     return [os.path.join(*parts, n) for n in names]
 
 
-def collect_inputs(input_path: str, recursive: bool = False) -> list[str]:
+def collect_inputs(input_path: str, recursive: bool = False, unsupported: Optional[list] = None) -> list[str]:
     """Image files named by `--input`: one file, or the image files of a folder.
+
+    Args:
+        unsupported: when given, receives the folder's image files of formats
+            that are not read (see `data.io.list_images`).
 
     Raises:
         ImageReadError: the path does not exist.
     """
     if os.path.isdir(input_path):
-        return list_images(input_path, recursive=recursive)
+        return list_images(input_path, recursive=recursive, unsupported=unsupported)
     if os.path.lexists(input_path):
         return [input_path]
     raise ImageReadError(input_path, "no such file or folder")
@@ -295,7 +301,7 @@ def load_grey(path: str, size: int) -> tuple[np.ndarray, bool]:
     Raises:
         ImageReadError: unreadable file, or an image too small or too large.
     """
-    image = read_image(path)
+    image = read_image(path, max_pixels=MAX_PIXELS)
     h, w = image.shape[:2]
     if h < 2 or w < 2:
         raise ImageReadError(path, f"image is {w}x{h} px; at least 2x2 is needed")

@@ -82,6 +82,28 @@ class RunResult:
 
 
 def run(config: RunConfig, log=print) -> RunResult:
+    """Runs the pipeline over `config.input` (see `_run`); notes about single inputs
+    (`data.io.InputWarning`: a FITS cube's plane, astropy's complaints) go to `log`
+    as one `warning: <file>: ...` line each."""
+    import warnings
+
+    from data.io import InputWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", InputWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, InputWarning):
+                log(f"warning: {message}")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        return _run(config, log)
+
+
+def _run(config: RunConfig, log=print) -> RunResult:
     """Runs the faithful pipeline over `config.input`.
 
     Args:
@@ -107,9 +129,14 @@ def run(config: RunConfig, log=print) -> RunResult:
     if config.size % 16:
         raise ValueError(f"--size must be a multiple of 16, got {config.size}")
     result = RunResult()
-    sources = collect_inputs(config.input, recursive=config.recursive)
+    unsupported: list = []
+    sources = collect_inputs(config.input, recursive=config.recursive, unsupported=unsupported)
+    for path in unsupported:
+        reason = "format not supported (read: PNG, JPEG, TIFF, GIF, BMP, WebP, FITS); convert it first"
+        result.failed.append((path, reason))
+        log(f"error: {ImageReadError(path, reason)}")
     if not sources:
-        log(f"no image files (PNG/JPEG/TIFF/FITS) in {config.input}")
+        log(f"no image files (PNG/JPEG/TIFF/GIF/BMP/WebP/FITS) in {config.input}")
         return result
     check_output_folder(config.output)
     colorizer = load_model(config.colorize_model, "colorize")

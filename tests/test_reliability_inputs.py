@@ -188,3 +188,243 @@ def test_manifest_lines_survive_a_cut_last_line(tmp_path):
     assert list(entries) == [os.path.realpath(target)]
     assert manifest.is_up_to_date(target, src, entries)
     assert not manifest.is_up_to_date(target, _grey(tmp_path / "other.png"), entries)
+
+
+# 3. Readers: camera formats ----------------------------------------------------------------------------------
+
+def _patches():
+    """uint8 RGB 32x48 of six flat 16x16 colour patches (aligned to JPEG's 8x8 blocks)."""
+    colours = np.array([[200, 30, 40], [20, 180, 60], [30, 50, 220], [240, 240, 20], [10, 10, 10], [128, 200, 250]],
+                       np.uint8)
+    return np.kron(colours.reshape(2, 3, 3), np.ones((16, 16, 1), np.uint8)).astype(np.uint8)
+
+
+def test_cmyk_jpeg_reads_as_its_rgb(tmp_path):
+    from PIL import Image
+
+    rgb = _patches()
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95, subsampling=0)
+    assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
+    got = read_image(str(tmp_path / "cmyk.jpg"))
+    assert got.shape == (32, 48, 3)
+    # A flat 8x8 block is coded by its DC term alone: at quality 95 the DC step is 2 levels (error <= 1), plus
+    # 0.5 from each of the encoder's and decoder's roundings and of the CMYK<->RGB conversions: 3 levels.
+    np.testing.assert_allclose(got * 255, rgb, atol=3)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from PIL import Image
+
+    img = np.zeros((16, 32), np.uint8)
+    img[:8, :8] = 255  # a white block in the stored top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation 6: shown rotated 90 degrees clockwise
+    Image.fromarray(img).save(tmp_path / "portrait.jpg", quality=95, exif=exif)
+    got = read_image(str(tmp_path / "portrait.jpg"))[..., 0]
+    assert got.shape == (32, 16)  # upright: taller than wide
+    # Rotated clockwise, the stored top-left corner is shown top-right (8x8 flat blocks: DC error <= 2 levels).
+    np.testing.assert_allclose(got * 255, np.rot90(img, k=-1), atol=2)
+
+
+@pytest.mark.parametrize("ext,kw", [(".gif", {}), (".bmp", {}), (".webp", {"lossless": True})])
+def test_gif_bmp_webp_are_read_and_listed(tmp_path, ext, kw):
+    from PIL import Image
+
+    from data.io import list_images
+
+    rgb = _patches()
+    Image.fromarray(rgb).save(tmp_path / f"x{ext}", **kw)  # six colours: GIF's palette holds them exactly
+    assert list_images(str(tmp_path)) == [str(tmp_path / f"x{ext}")]
+    np.testing.assert_array_equal(np.round(read_image(str(tmp_path / f"x{ext}")) * 255), rgb)
+
+
+def _minmax(path):
+    from data.io import read_fits
+
+    f = read_fits(path, stretch="linear", interval="minmax")
+    return f, f.image[::-1, :, 0] * (f.stretch.vmax - f.stretch.vmin) + f.stretch.vmin
+
+
+def test_uint16_and_scaled_fits_with_blank_are_read(tmp_path):
+    from astropy.io import fits
+
+    u16 = (np.arange(20 * 24, dtype=np.uint16).reshape(20, 24) * 130 + 1000).astype(np.uint16)
+    fits.PrimaryHDU(u16).writeto(tmp_path / "u16.fits")  # stored as int16 with BZERO = 32768
+    assert fits.getheader(tmp_path / "u16.fits")["BZERO"] == 32768
+    f, values = _minmax(str(tmp_path / "u16.fits"))
+    assert (f.stretch.vmin, f.stretch.vmax) == (float(u16.min()), float(u16.max()))
+    # Linear stretch over [min, max], inverted: float32 rounding of values < 65536, relative 2**-24.
+    np.testing.assert_allclose(values, u16, rtol=0, atol=65536 * 2**-23)
+
+    stored = (np.arange(20 * 24).reshape(20, 24) - 200).astype(np.int16)
+    hdu = fits.PrimaryHDU(stored)
+    hdu.header["BSCALE"], hdu.header["BZERO"], hdu.header["BLANK"] = 0.5, 10.0, -200
+    hdu.writeto(tmp_path / "scaled.fits")
+    f, values = _minmax(str(tmp_path / "scaled.fits"))
+    physical = stored * 0.5 + 10.0
+    blank = stored == -200
+    assert f.stretch.vmin == physical[~blank].min()  # the BLANK pixel is not data
+    assert f.image[::-1, :, 0][blank].tolist() == [0.0]
+    np.testing.assert_allclose(values[~blank], physical[~blank], atol=300 * 2**-23)
+
+
+def test_gzipped_fits_cube_says_which_plane(tmp_path):
+    import gzip
+
+    from astropy.io import fits
+
+    from data.io import InputWarning, read_fits
+
+    cube = np.random.default_rng(0).random((3, 16, 20)).astype(np.float32)
+    cube[0, 0, 0] = 5.0  # plane 0 has the maximum
+    buf = tmp_path / "cube.fits"
+    fits.PrimaryHDU(cube).writeto(buf)
+    (tmp_path / "cube.fits.gz").write_bytes(gzip.compress(buf.read_bytes()))
+    for path in (buf, tmp_path / "cube.fits.gz"):
+        with pytest.warns(InputWarning) as got:
+            f = read_fits(str(path), stretch="linear", interval="minmax")
+        assert [str(w.message) for w in got] == [f"{path}: data cube of shape (3, 16, 20): plane 1 of 3 used"]
+        assert f.plane == 0 and f.stretch.vmax == 5.0
+
+
+def test_astropy_warnings_are_said_once_naming_the_file(tmp_path):
+    import warnings
+
+    from astropy.io import fits
+
+    from data.io import InputWarning, read_fits
+
+    fits.PrimaryHDU(np.random.default_rng(0).random((8, 8)).astype(np.float32)).writeto(tmp_path / "w.fits")
+    raw = bytearray((tmp_path / "w.fits").read_bytes())
+    raw += b"\0" * 2880  # trailing bytes after the last HDU: astropy warns about them
+    (tmp_path / "w.fits").write_bytes(bytes(raw))
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        read_fits(str(tmp_path / "w.fits"))
+    assert got and all(w.category is InputWarning and str(w.message).startswith(f"{tmp_path / 'w.fits'}: ")
+                       for w in got)
+    assert len({str(w.message) for w in got}) == len(got)
+
+
+def test_run_says_which_plane_and_which_files_it_cannot_read(tmp_path, tiny_exports):
+    from astropy.io import fits
+
+    from pipeline.runner import run
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    fits.PrimaryHDU(np.random.default_rng(0).random((2, 16, 20)).astype(np.float32)).writeto(inp / "cube.fits")
+    (inp / "photo.cr2").write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(100))  # a camera raw file
+    messages = []
+    result = run(_config(inp, tmp_path / "out", tiny_exports), log=messages.append)
+    assert len(result.written) == 1
+    assert [m for m in messages if m.startswith("warning:")] == [
+        f"warning: {inp / 'cube.fits'}: data cube of shape (2, 16, 20): plane 1 of 2 used"]
+    assert result.failed == [(str(inp / "photo.cr2"), result.failed[0][1])]
+    assert "format not supported" in result.failed[0][1]
+    assert sum("photo.cr2" in m for m in messages) == 1
+
+
+# 4. Decompression bombs: the declared size is refused before decoding ---------------------------------------
+
+BOMB = 45000  # 45000^2 = 2.0 Gpx declared: over both modes' limits
+
+
+def _png_declaring(path, width, height, depth=8):
+    """A PNG whose IHDR declares width x height (CRC fixed) but whose data is a tiny 8x8 frame's."""
+    import struct
+    import zlib
+
+    from data.io import encode_png
+
+    real = bytearray(encode_png(np.zeros((8, 8, 1), np.float32), bits=16 if depth == 16 else 8))
+    real[16:24] = struct.pack(">II", width, height)
+    real[29:33] = struct.pack(">I", zlib.crc32(bytes(real[12:29])))
+    path.write_bytes(bytes(real))
+    return str(path)
+
+
+def _tiff_declaring(path, width, height):
+    """A classic little-endian TIFF whose ImageWidth/ImageLength tags declare width x height."""
+    import struct
+
+    import tifffile
+
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint8))
+    raw = bytearray(path.read_bytes())
+    assert raw[:4] == b"II*\x00"
+    ifd = struct.unpack_from("<I", raw, 4)[0]
+    for i in range(struct.unpack_from("<H", raw, ifd)[0]):
+        at = ifd + 2 + 12 * i
+        tag = struct.unpack_from("<H", raw, at)[0]
+        if tag in (256, 257):
+            struct.pack_into("<HHII", raw, at, tag, 4, 1, width if tag == 256 else height)  # type 4 = LONG
+    path.write_bytes(bytes(raw))
+    return str(path)
+
+
+def _jpeg_declaring(path, width, height):
+    """A JPEG whose SOF0 marker declares width x height."""
+    import struct
+
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(path, quality=90)
+    raw = bytearray(path.read_bytes())
+    sof = raw.index(b"\xff\xc0")
+    struct.pack_into(">HH", raw, sof + 5, height, width)
+    path.write_bytes(bytes(raw))
+    return str(path)
+
+
+def _fits_declaring(path, width, height, gz=False):
+    """A FITS header declaring a width x height uint8 frame, followed by one block of data."""
+    import gzip
+
+    from astropy.io import fits
+
+    header = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 2), ("NAXIS1", width), ("NAXIS2", height)])
+    raw = header.tostring().encode("ascii") + bytes(2880)
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["png8", "png16", "tiff", "jpeg", "fits", "fits.gz"])
+def test_bombs_are_refused_from_their_header(tmp_path, kind, monkeypatch):
+    import data.io
+    from data.io import ImageReadError
+
+    make = {"png8": lambda: _png_declaring(tmp_path / "b.png", BOMB, BOMB),
+            "png16": lambda: _png_declaring(tmp_path / "b.png", BOMB, BOMB, depth=16),
+            "tiff": lambda: _tiff_declaring(tmp_path / "b.tif", BOMB, BOMB),
+            "jpeg": lambda: _jpeg_declaring(tmp_path / "b.jpg", BOMB, BOMB),
+            "fits": lambda: _fits_declaring(tmp_path / "b.fits", BOMB, BOMB),
+            "fits.gz": lambda: _fits_declaring(tmp_path / "b.fits.gz", BOMB, BOMB, gz=True)}
+    path = make[kind]()
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded before the size was checked")
+
+    monkeypatch.setattr(data.io, "_read_png16", no_decoding)
+    monkeypatch.setattr(data.io, "_read_pillow", no_decoding)
+    with pytest.raises(ImageReadError) as e:
+        read_image(path)
+    assert str(e.value) == (f"{path}: image declares {BOMB}x{BOMB} px (2025.0 Mpx), over this mode's limit of "
+                            "536.9 Mpx; refused before decoding")
+
+
+def test_faithful_mode_has_the_smaller_limit(tmp_path, monkeypatch):
+    import pipeline.inference as inference
+    from data.io import ImageReadError
+
+    path = _png_declaring(tmp_path / "big.png", 12000, 12000)  # 144 Mpx: over 2**27, under 2**29
+    with pytest.raises(ImageReadError, match=r"12000x12000 px \(144.0 Mpx\), over this mode's limit of 134.2 Mpx"):
+        inference.load_grey(path, 64)
+    with pytest.raises(ImageReadError, match="truncated"):  # full mode's bound lets it through to decoding
+        read_image(path)
+    # A real small frame over a small limit: refused the same way, whatever the format.
+    small = _fits(tmp_path / "s.fits")
+    monkeypatch.setattr(inference, "MAX_PIXELS", 24 * 20 - 1)
+    with pytest.raises(ImageReadError, match="20x24 px"):
+        inference.load_grey(small, 64)
+
