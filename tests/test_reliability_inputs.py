@@ -428,3 +428,57 @@ def test_faithful_mode_has_the_smaller_limit(tmp_path, monkeypatch):
     with pytest.raises(ImageReadError, match="20x24 px"):
         inference.load_grey(small, 64)
 
+
+# 5. SIP distortion in a FITS WCS ------------------------------------------------------------------------------
+
+def _sip_header():
+    from astropy.io import fits
+
+    h = fits.Header()
+    h.update({"NAXIS": 2, "NAXIS1": 200, "NAXIS2": 160, "CTYPE1": "RA---TAN-SIP", "CTYPE2": "DEC--TAN-SIP",
+              "CRVAL1": 202.47, "CRVAL2": 47.19, "CRPIX1": 90.5, "CRPIX2": 70.25,
+              "CD1_1": -2.8e-4, "CD1_2": 1.1e-5, "CD2_1": 1.3e-5, "CD2_2": 2.8e-4,
+              "A_ORDER": 2, "A_2_0": 2.1e-5, "A_1_1": -1.2e-5, "A_0_2": 3.0e-6,
+              "B_ORDER": 2, "B_2_0": -4.0e-6, "B_1_1": 1.6e-5, "B_0_2": 2.4e-5,
+              "AP_ORDER": 2, "AP_1_0": 1.0e-6, "AP_2_0": -2.1e-5, "AP_1_1": 1.2e-5, "AP_0_2": -3.0e-6,
+              "BP_ORDER": 2, "BP_0_0": 2.0e-3, "BP_2_0": 4.0e-6, "BP_1_1": -1.6e-5, "BP_0_2": -2.4e-5})
+    return h
+
+
+def test_sip_distortion_is_rescaled_with_the_pixel_grid():
+    import warnings
+
+    from astropy.wcs import WCS
+
+    from pipeline.fits_out import scale_header
+
+    s = 4
+    lr_header = _sip_header()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy notes that the AP/BP given are not an exact inverse
+        lr, hr = WCS(lr_header), WCS(scale_header(lr_header, s))
+    assert lr.sip is not None and hr.sip is not None
+    # LR pixel centres (0-based x) over the frame, corners included, where distortion is largest.
+    x, y = np.meshgrid(np.linspace(0, 199, 9), np.linspace(0, 159, 7))
+    x, y = x.ravel(), y.ravel()
+    X, Y = (x + 0.5) * s - 0.5, (y + 0.5) * s - 0.5  # the same points on the HR grid (the CRPIX rule)
+    ra, dec = lr.all_pix2world(x, y, 0)
+    RA, DEC = hr.all_pix2world(X, Y, 0)
+    sep = np.hypot((RA - ra) * np.cos(np.radians(dec)), DEC - dec) * 3600
+    assert sep.max() < 0.01, sep.max()
+    # Unscaled SIP would be off by far more on this frame (what was wrong before).
+    raw = lr_header.copy()
+    raw["CRPIX1"], raw["CRPIX2"] = (raw["CRPIX1"] - 0.5) * s + 0.5, (raw["CRPIX2"] - 0.5) * s + 0.5
+    for k in ("CD1_1", "CD1_2", "CD2_1", "CD2_2"):
+        raw[k] /= s
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        RA0, DEC0 = WCS(raw).all_pix2world(X, Y, 0)
+    assert np.hypot((RA0 - ra) * np.cos(np.radians(dec)), DEC0 - dec).max() * 3600 > 1.0
+    # The forward polynomial (A/B; astropy's sip_pix2foc, origin 1: 1-based pixels in, offsets from CRPIX
+    # out) gives s times the LR offsets; the inverse one (AP/BP; sip_foc2pix: 1-based pixels out) gives the
+    # LR pixel under the CRPIX rule p' = (p - 0.5) s + 0.5 (float64 on values < 1e3 px: 1e-9).
+    foc = lr.sip_pix2foc(np.c_[x + 1, y + 1], 1)
+    FOC = hr.sip_pix2foc(np.c_[X + 1, Y + 1], 1)
+    np.testing.assert_allclose(FOC, foc * s, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(hr.sip_foc2pix(FOC, 1), (lr.sip_foc2pix(foc, 1) - 0.5) * s + 0.5, rtol=0, atol=1e-9)
