@@ -43,14 +43,21 @@ class InputWarning(UserWarning):
 
 
 def _warn(path: str, text: str) -> None:
-    warnings.warn(f"{path}: {' '.join(str(text).split())}", InputWarning, stacklevel=3)
+    warnings.warn(f"{printable_path(path)}: {' '.join(str(text).split())}", InputWarning, stacklevel=3)
+
+
+def printable_path(path: str) -> str:
+    """`path` with control characters (a newline in a file name) and undecodable bytes escaped
+    (`\\n`, `\\udcff`), so that a message naming it stays on one line; other text is unchanged."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in path)
 
 
 class ImageReadError(ValueError):
-    """An input file that cannot be used as an image; the message names the file."""
+    """An input file that cannot be used as an image; the message names the file (on one line:
+    see `printable_path`); `path` keeps the real name."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{printable_path(path)}: {reason}")
         self.path = path
         self.reason = reason
 

@@ -45,9 +45,11 @@ def check_output_folder(path: str) -> None:
 
 def _write_failed(job, e: OSError, result: "RunResult", log) -> bool:
     """Records a failed write; True when the run must stop (disk full, read-only)."""
+    from data.io import printable_path
+
     reason = f"cannot write {job.output}: {e.strerror or e}"
     result.failed.append((job.source, reason))
-    log(f"error: {job.source}: {reason}")
+    log(f"error: {printable_path(job.source)}: {reason}")
     return e.errno in FATAL_WRITE_ERRNOS
 
 
@@ -235,17 +237,27 @@ def _run(config: RunConfig, log=print) -> RunResult:
 def _remove_stale_temporaries(jobs) -> None:
     """Deletes temporary files that a killed earlier run left for these outputs.
 
-    `common.training.atomic_file` writes `.tmp-XXXX<name>` beside `<name>` and
-    renames it when complete; a killed process leaves the temporary file (never
-    a truncated output). Only temporaries of this run's own outputs are touched.
+    `common.training.atomic_file` writes `.tmp-<pid>-XXXX<name>` beside `<name>`
+    and renames it when complete; a killed process leaves the temporary file
+    (never a truncated output). Only temporaries of this run's own outputs are
+    touched, and only those whose writer is gone: a second run on the same
+    folders must not delete the live temporary of the first (pid still running).
     """
     import glob
+    import re
+
+    from common.training import temporary_owner_alive
 
     for job in jobs:
         for target in (job.output, job.intermediate):
             if target:
                 folder, name = os.path.split(target)
+                # mkstemp's 8 random characters, then exactly this output's name.
+                exact = re.compile(r"\.tmp-(\d+-)?[A-Za-z0-9_]{8}" + re.escape(name))
                 for stale in glob.glob(os.path.join(glob.escape(folder), ".tmp-*" + glob.escape(name))):
+                    base = os.path.basename(stale)
+                    if not exact.fullmatch(base) or temporary_owner_alive(base):
+                        continue
                     try:
                         os.unlink(stale)
                     except OSError:

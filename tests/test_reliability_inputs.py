@@ -11,6 +11,8 @@ import pytest
 from data.io import read_image, write_png
 from pipeline.inference import exclude_own_outputs, plan_jobs
 
+BOMB = 45000  # 45000^2 = 2.0 Gpx declared: over both modes' limits
+
 
 def _grey(path, seed=0, size=(40, 48)):
     write_png(str(path), np.random.default_rng(seed).random(size + (1,), dtype=np.float32))
@@ -315,19 +317,23 @@ def test_run_says_which_plane_and_which_files_it_cannot_read(tmp_path, tiny_expo
     inp.mkdir()
     fits.PrimaryHDU(np.random.default_rng(0).random((2, 16, 20)).astype(np.float32)).writeto(inp / "cube.fits")
     (inp / "photo.cr2").write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(100))  # a camera raw file
+    (inp / "new\nline.png").write_text("not a png")  # a newline in a file name (item 6)
+    _png_declaring(inp / "bomb.png", BOMB, BOMB)  # item 4, through the runner
     messages = []
     result = run(_config(inp, tmp_path / "out", tiny_exports), log=messages.append)
     assert len(result.written) == 1
     assert [m for m in messages if m.startswith("warning:")] == [
         f"warning: {inp / 'cube.fits'}: data cube of shape (2, 16, 20): plane 1 of 2 used"]
-    assert result.failed == [(str(inp / "photo.cr2"), result.failed[0][1])]
-    assert "format not supported" in result.failed[0][1]
-    assert sum("photo.cr2" in m for m in messages) == 1
+    failed = dict(result.failed)
+    assert set(failed) == {str(inp / n) for n in ("photo.cr2", "new\nline.png", "bomb.png")}
+    assert "format not supported" in failed[str(inp / "photo.cr2")]
+    assert "refused before decoding" in failed[str(inp / "bomb.png")]
+    errors = [m for m in messages if m.startswith("error:")]
+    assert len(errors) == 3 and all("\n" not in m for m in messages)
+    assert f"error: {inp}/new\\nline.png: cannot decode image" in "".join(errors)
 
 
 # 4. Decompression bombs: the declared size is refused before decoding ---------------------------------------
-
-BOMB = 45000  # 45000^2 = 2.0 Gpx declared: over both modes' limits
 
 
 def _png_declaring(path, width, height, depth=8):
@@ -482,3 +488,87 @@ def test_sip_distortion_is_rescaled_with_the_pixel_grid():
     FOC = hr.sip_pix2foc(np.c_[X + 1, Y + 1], 1)
     np.testing.assert_allclose(FOC, foc * s, rtol=0, atol=1e-9)
     np.testing.assert_allclose(hr.sip_foc2pix(FOC, 1), (lr.sip_foc2pix(foc, 1) - 0.5) * s + 0.5, rtol=0, atol=1e-9)
+
+
+# 6. Clear messages; concurrent runs ----------------------------------------------------------------------------
+
+def _saved_model(path, input_name, fn):
+    import tensorflow as tf
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=input_name)])
+        def serve(self, x):
+            return {"sr": fn(x)}
+
+    m = M()
+    tf.saved_model.save(m, str(path), signatures={"serving_default": m.serve})
+    return str(path)
+
+
+def test_wrong_models_are_refused_in_one_line(tmp_path, tiny_exports):
+    import shutil
+
+    import tensorflow as tf
+
+    from pipeline.models import ModelLoadError, load_model
+
+    def x4(x):
+        return tf.image.resize(x, tf.shape(x)[1:3] * 4, "nearest")
+
+    cases = {
+        _saved_model(tmp_path / "other_input", "image", x4): "with the one input 'lr', found ['image']",
+        _saved_model(tmp_path / "identity", "lr", tf.identity): ("does not upscale 4x: a 16x16x3 probe gave "
+                                                                 "16x16x3, expected 64x64x3"),
+    }
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_exports["srgan"], broken)
+    (broken / "config.json").write_text('{"scale": 4,')
+    cases[str(broken)] = "config.json: cannot read the model's config.json (JSONDecodeError"
+    for path, expected in cases.items():
+        with pytest.raises(ModelLoadError) as e:
+            load_model(path, "srgan")
+        message = str(e.value)
+        assert message.startswith(path) and expected in message and "\n" not in message, message
+    assert load_model(_saved_model(tmp_path / "good", "lr", x4), "srgan").run(np.zeros((1, 4, 4, 3))).shape == (
+        1, 16, 16, 3)
+
+
+def test_newline_in_a_file_name_stays_on_one_line(tmp_path):
+    from data.io import ImageReadError
+
+    path = tmp_path / "a\nb.png"
+    path.write_text("text")
+    with pytest.raises(ImageReadError) as e:
+        read_image(str(path))
+    assert e.value.path == str(path)  # the real name is kept for the caller
+    assert str(e.value) == f"{tmp_path}/a\\nb.png: cannot decode image: content is not PNG, JPEG, TIFF or FITS " \
+        "(nor GIF, BMP, WebP)"
+
+
+def test_stale_temporaries_of_live_runs_are_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from common.training import atomic_file
+    from pipeline.inference import Job
+    from pipeline.runner import _remove_stale_temporaries
+
+    with atomic_file(str(tmp_path / "x.png")) as f:
+        assert os.path.basename(f.name).startswith(f".tmp-{os.getpid()}-")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        out = "a_colour_x4.png"
+        names = {"live": f".tmp-{live.pid}-abcdefgh{out}", "dead": f".tmp-{dead.pid}-abcdefgh{out}",
+                 "old": f".tmp-abcdefgh{out}", "other": f".tmp-{dead.pid}-abcdefghxa_colour_x4.png"}
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"partial")
+        _remove_stale_temporaries([Job(source="a.png", output=str(tmp_path / out))])
+        left = set(os.listdir(tmp_path))
+        # The live run's file stays; the killed run's and the pid-less legacy one go; another output's stays.
+        assert names["live"] in left and names["other"] in left
+        assert names["dead"] not in left and names["old"] not in left
+    finally:
+        live.kill()
+        live.wait()
