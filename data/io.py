@@ -273,6 +273,30 @@ def declared_raster_size(path: str, head: bytes) -> Optional[tuple[int, int]]:
     return None
 
 
+def _read_tiff_page(path: str) -> Optional[np.ndarray]:
+    """The first page of a TIFF through tifffile, channels last; a stack of pages is said in one warning.
+
+    (imageio's `index=0` gives a whole multi-page series, whose pages would
+    then be taken as colour channels.) None when tifffile cannot decode it
+    (a compression it lacks): the caller falls back to imageio.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            a = page.asarray()
+            pages = len(tif.pages)
+            separate = page.planarconfig == 2 and page.samplesperpixel > 1
+    except Exception:
+        return None
+    if separate and a.ndim == 3:
+        a = np.moveaxis(a, 0, -1)  # planar [C, H, W]
+    if pages > 1:
+        _warn(path, f"TIFF with {pages} pages: page 1 used")
+    return a
+
+
 def _read_raster(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     import imageio.v3 as iio
 
@@ -285,6 +309,8 @@ def _read_raster(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             a = _read_png16(path)
         elif _sniff(head) in _PILLOW_FORMATS:
             a = _read_pillow(path)
+        elif _sniff(head) in ("TIFF", "BigTIFF") and (tiff := _read_tiff_page(path)) is not None:
+            a = tiff
         else:
             # Opened here so the file is closed even when decoding fails (a
             # decoder's exception would otherwise keep it open until GC).

@@ -240,6 +240,21 @@ def test_gif_bmp_webp_are_read_and_listed(tmp_path, ext, kw):
     np.testing.assert_array_equal(np.round(read_image(str(tmp_path / f"x{ext}")) * 255), rgb)
 
 
+def test_tiff_stack_gives_its_first_page_not_colour_channels(tmp_path):
+    import tifffile
+
+    from data.io import InputWarning
+
+    stack = (np.random.default_rng(0).random((4, 12, 10)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")  # 4 grey pages
+    with pytest.warns(InputWarning, match=r"stack.tif: TIFF with 4 pages: page 1 used"):
+        got = read_image(str(tmp_path / "stack.tif"))
+    np.testing.assert_array_equal(np.round(got[..., 0] * 255), stack[0])
+    planar = (np.random.default_rng(1).random((3, 12, 10)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(np.round(read_image(str(tmp_path / "planar.tif")) * 255), np.moveaxis(planar, 0, -1))
+
+
 def _minmax(path):
     from data.io import read_fits
 
