@@ -160,11 +160,47 @@ def downscale(hr: tf.Tensor, scale: int, quantize: bool = True) -> tf.Tensor:
     return lr
 
 
-def sr_example(rgb: tf.Tensor, hr_size: int, scale: int, training: bool, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """One SR pair: an `hr_size` crop (random in training, central in eval) and its LR."""
+DEGRADATIONS = ("bicubic", "block", "mixed")
+
+
+def block_mean(hr: tf.Tensor, scale: int) -> tf.Tensor:
+    """Means of `scale` x `scale` pixel blocks: a detector with pixels `scale` times larger.
+
+    Args:
+        hr: `[..., H, W, C]` float, H and W multiples of `scale` (3-D or 4-D).
+
+    Returns:
+        `[..., H/scale, W/scale, C]`, same dtype.
+    """
+    batched = hr if hr.shape.rank == 4 else hr[None]
+    lr = tf.nn.avg_pool2d(batched, scale, scale, "VALID")
+    return lr if hr.shape.rank == 4 else lr[0]
+
+
+def degrade(hr: tf.Tensor, scale: int, kind: str, seed: tf.Tensor | None = None) -> tf.Tensor:
+    """The LR of one HR crop: antialiased bicubic (`downscale`), 4x4 `block_mean`, or either at random.
+
+    Both are rounded to 8-bit levels, as real 8-bit inputs are. `mixed` draws
+    one of the two per example from `seed` (bicubic when no seed is given).
+    """
+    if kind not in DEGRADATIONS:
+        raise ValueError(f"unknown degradation {kind!r}; choose from {DEGRADATIONS}")
+    bicubic = downscale(hr, scale)
+    if kind == "bicubic" or (kind == "mixed" and seed is None):
+        return bicubic
+    block = tf.round(tf.clip_by_value(block_mean(hr, scale), 0.0, 1.0) * 255.0) / 255.0
+    if kind == "block":
+        return block
+    pick = tf.random.stateless_uniform([], seed) < 0.5
+    return tf.where(pick, block, bicubic)
+
+
+def sr_example(rgb: tf.Tensor, hr_size: int, scale: int, training: bool, seed: tf.Tensor,
+               degradation: str = "bicubic") -> tuple[tf.Tensor, tf.Tensor]:
+    """One SR pair: an `hr_size` crop (random in training, central in eval) and its LR (`degrade`)."""
     rgb = _pad_to(rgb, hr_size)
+    s_crop, s_aug, s_deg = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     if training:
-        s_crop, s_aug = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         hr = tf.image.stateless_random_crop(rgb, [hr_size, hr_size, 3], s_crop)
         hr = _augment(hr, s_aug)
     else:
@@ -173,7 +209,7 @@ def sr_example(rgb: tf.Tensor, hr_size: int, scale: int, training: bool, seed: t
         left = (shape[1] - hr_size) // 2
         hr = rgb[top : top + hr_size, left : left + hr_size, :]
     hr = tf.ensure_shape(hr, [hr_size, hr_size, 3])
-    return downscale(hr, scale), hr
+    return degrade(hr, scale, degradation, s_deg), hr
 
 
 def sr_dataset(
@@ -183,8 +219,12 @@ def sr_dataset(
     batch_size: int = 16,
     training: bool = True,
     seed: int = 0,
+    degradation: str = "bicubic",
 ) -> tf.data.Dataset:
     """Batches of (LR, HR) crops for the SRGAN (paper sec. 4.2: 96 px HR, 24 px LR).
+
+    `degradation` (see `degrade`): how LR is made from HR; `mixed` is drawn per
+    example and seed, so a dev pass with a fixed seed always gives the same pairs.
 
     Images smaller than `hr_size` are zero-padded (black sky) rather than
     upscaled, so HR targets are never interpolated.
@@ -196,12 +236,13 @@ def sr_dataset(
         raise ValueError(f"hr_size {hr_size} must be a multiple of scale {scale}")
     ds = _readable(_files_dataset(paths, training, seed), training)
     ds = ds.map(
-        lambda image, s: sr_example(image, hr_size, scale, training, s),
+        lambda image, s: sr_example(image, hr_size, scale, training, s, degradation),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
     return ds.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
 
 
-__all__ = ["SPLITS", "split_files", "resize_image", "colorize_example", "colorize_dataset", "downscale", "sr_example",
+__all__ = ["SPLITS", "split_files", "resize_image", "colorize_example", "colorize_dataset", "downscale", "block_mean",
+           "degrade", "DEGRADATIONS", "sr_example",
            "sr_dataset", "AUTOTUNE"]

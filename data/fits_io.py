@@ -83,6 +83,8 @@ class FitsImage:
         flipped: whether rows were flipped from FITS order to display order.
         hdu_index: which HDU the data came from.
         plane: index of the 2-D plane taken from a data cube (None for 2-D data).
+        raw: float32 `[H, W]` the data in its own units, in the same (display)
+            row order as `image`, NaN/inf kept (for flux-consistent SR).
     """
 
     image: np.ndarray
@@ -91,6 +93,7 @@ class FitsImage:
     flipped: bool
     hdu_index: int
     plane: Optional[int] = None
+    raw: Optional[np.ndarray] = None
 
 
 def fit_stretch(
@@ -261,7 +264,8 @@ def read_fits(
     s = fit_stretch(path, data, stretch=stretch, interval=interval, percentile=percentile, a=a)
     image = s.apply(data)[::-1, :, None]
     return FitsImage(
-        image=np.ascontiguousarray(image), header=header, stretch=s, flipped=True, hdu_index=index, plane=plane
+        image=np.ascontiguousarray(image), header=header, stretch=s, flipped=True, hdu_index=index, plane=plane,
+        raw=data[::-1],
     )
 
 

@@ -71,20 +71,32 @@ class Fidelity:
 
 
 class _FidelityMeter:
-    def __init__(self, scale: int, residual_shape: Optional[tuple] = None) -> None:
+    """Accumulates the report's numbers band by band.
+
+    The flux check degrades each band of SR rows with `operator` (`block`: 4x4
+    means; `bicubic`: antialiased bicubic, approximate at band seams) and
+    compares it with the input rows it came from, on a value range `peak`
+    (1 for display values; the stretch's interval for linear units).
+    """
+
+    def __init__(self, scale: int, residual_shape: Optional[tuple] = None, operator: str = "block",
+                 peak: float = 1.0) -> None:
         self.scale = scale
+        self.operator = operator
+        self.peak = peak
         self.y_abs = 0.0
         self.sq = 0.0
         self.n = 0
         self.residual = np.zeros(residual_shape, np.float32) if residual_shape else None
 
-    def add(self, lr_rgb: np.ndarray, grey: np.ndarray, sr_rows: np.ndarray, top: int) -> None:
-        s = self.scale
-        h, w = lr_rgb.shape[:2]
-        y = np.asarray(rgb_to_luma(lr_rgb))
+    def add(self, lr: np.ndarray, lum_rgb: np.ndarray, grey: np.ndarray, sr_rows: np.ndarray, top: int) -> None:
+        """One band: `lr` the input rows in the SR's units, `lum_rgb` them in display values."""
+        from pipeline.consistency import degrade
+
+        h, w = lr.shape[:2]
+        y = np.asarray(rgb_to_luma(lum_rgb))
         self.y_abs += float(np.abs(y - grey).sum())
-        down = sr_rows.reshape(h, s, w, s, 3).mean(axis=(1, 3))
-        diff = down - lr_rgb
+        diff = (degrade(sr_rows, self.scale, self.operator) - lr) / self.peak
         self.sq += float(np.square(diff).sum())
         self.n += h * w
         if self.residual is not None:
@@ -98,8 +110,38 @@ class _FidelityMeter:
         )
 
 
+class LinearFrame:
+    """The colour frame in a FITS input's linear units: what flux-consistent SR works on.
+
+    Each channel is the colour frame un-stretched, plus what the display interval
+    clipped away from the raw luminance (sky below `vmin`, star cores above
+    `vmax`), so bright stars keep their flux.
+
+    Args:
+        colour: the `ColourFrame` (display values).
+        stretch: the `data.io.Stretch` that made the display luminance.
+        raw: `[H, W]` the raw frame in display row order (NaN allowed: counted as no excess).
+    """
+
+    def __init__(self, colour: ColourFrame, stretch, raw) -> None:
+        self.colour = colour
+        self.stretch = stretch
+        self.raw = raw
+        self.grey = colour.grey
+        self.shape = colour.shape
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows, cols = index[0], index[1]
+        rgb = self.colour[rows, cols]
+        h, w = rgb.shape[:2]
+        linear = self.stretch.invert(rgb.reshape(h, -1)).reshape(rgb.shape)
+        grey = np.asarray(self.colour.grey[rows, cols], np.float32)
+        excess = np.asarray(self.raw[rows, cols], np.float32)[..., None] - self.stretch.invert(grey[..., 0])[..., None]
+        return linear + np.nan_to_num(excess, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def stream_bands(
-    frame: ColourFrame,
+    frame,
     upscale: Callable[[np.ndarray], np.ndarray],
     scale: int,
     tile: int,
@@ -108,13 +150,18 @@ def stream_bands(
     progress: Optional[Callable[[int, int], None]] = None,
     upscale_batch: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     batch_size: int = 1,
+    clip: bool = True,
 ) -> Iterator[np.ndarray]:
-    """Yields output row bands `[rows, scale*W, 3]`, top to bottom, measuring fidelity on the way."""
+    """Yields output row bands `[rows, scale*W, 3]`, top to bottom, measuring fidelity on the way.
+
+    `frame` is a `ColourFrame` (display values) or a `LinearFrame` (linear units, `clip=False`).
+    """
     for top, end, rows in iter_upscaled_bands(frame, upscale, scale, tile, overlap, progress,
-                                              upscale_batch=upscale_batch, batch_size=batch_size):
+                                              upscale_batch=upscale_batch, batch_size=batch_size, clip=clip):
         if meter is not None:
             lr = frame[top:end, :]
-            meter.add(lr, np.asarray(frame.grey[top:end], np.float32), rows, top)
+            lum = getattr(frame, "colour", frame)[top:end, :]
+            meter.add(lr, lum, np.asarray(frame.grey[top:end], np.float32), rows, top)
         yield rows
 
 
@@ -180,8 +227,15 @@ def output_extension(options: FullOptions) -> str:
 
 
 def process_full(path: str, output: str, colorizer, upscaler, scale: int, options: FullOptions,
-                 progress: Optional[Callable[[int, int], None]] = None) -> tuple[Optional[Fidelity], bool]:
+                 progress: Optional[Callable[[int, int], None]] = None,
+                 consistency: str = "auto") -> tuple[Optional[Fidelity], bool]:
     """Colourises and super-resolves one whole frame into `output`.
+
+    Args:
+        consistency: `pipeline.consistency` mode: `auto` corrects each tile's SR
+            so that degrading it gives the input back, with 4x4 block means in
+            the linear units of a FITS input (flux conserved) and antialiased
+            bicubic for pictures; `block` / `bicubic` force one; `none` is off.
 
     Returns:
         (fidelity numbers when `options.report`, whether the input had colour).
@@ -191,12 +245,13 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
         (e.g. `linear_output` for a non-FITS input).
     """
     from data.io import ImageReadError, is_fits, read_fits, read_image
-    from pipeline.inference import to_luminance, to_working_size
+    from pipeline.consistency import back_project, operator_for
+    from pipeline.inference import sr_output, to_luminance, to_working_size
 
-    header = stretch = None
+    header = stretch = raw = None
     if is_fits(path):
         f = read_fits(path, stretch=options.stretch, interval=options.interval, percentile=options.percentile)
-        image, header, stretch = f.image, f.header, f.stretch
+        image, header, stretch, raw = f.image, f.header, f.stretch, f.raw
     else:
         image = read_image(path)
     if options.linear_output and stretch is None:
@@ -209,13 +264,31 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
     rgb_small = colorizer.run(to_working_size(grey, options.size)[None])[0]
     uv_small = np.asarray(rgb_to_yuv(np.clip(rgb_small, 0, 1).astype(np.float32)))[..., 1:]
     frame = ColourFrame(grey, uv_small)
+    operator = operator_for(consistency, is_raw_frame=stretch is not None)
+    linear = stretch is not None and operator is not None and raw is not None
 
-    def upscale(tile: np.ndarray) -> np.ndarray:
-        return upscaler.run(tile[None])[0]
+    def to_display(x: np.ndarray) -> np.ndarray:
+        return stretch.apply(x.reshape(x.shape[0], -1)).reshape(x.shape)
 
-    meter = _FidelityMeter(scale, (h, w, 1) if options.residual_map else None) if options.report else None
-    bands = stream_bands(frame, upscale, scale, options.tile, options.tile_overlap, meter, progress,
-                         upscale_batch=upscaler.run, batch_size=options.tile_batch)
+    def upscale_batch(tiles: np.ndarray) -> np.ndarray:
+        if linear:  # tiles in linear units: the network sees them stretched, the correction is linear
+            sr = sr_output(upscaler.run(np.stack([to_display(t) for t in tiles])))
+            return np.stack([back_project(stretch.invert(s.reshape(s.shape[0], -1)).reshape(s.shape), t, scale,
+                                          operator) for s, t in zip(sr, tiles)])
+        sr = sr_output(upscaler.run(tiles))
+        if operator is None:
+            return sr
+        return np.stack([np.clip(back_project(s, t, scale, operator), 0.0, 1.0) for s, t in zip(sr, tiles)])
+
+    tiled = LinearFrame(frame, stretch, raw) if linear else frame
+    peak = (stretch.vmax - stretch.vmin) if linear else 1.0
+    meter = (_FidelityMeter(scale, (h, w, 1) if options.residual_map else None, operator or "block", peak)
+             if options.report else None)
+    bands = stream_bands(tiled, lambda t: upscale_batch(t[None])[0], scale, options.tile, options.tile_overlap,
+                         meter, progress, upscale_batch=upscale_batch, batch_size=options.tile_batch,
+                         clip=not linear)
+    if linear and not (options.output_format == "fits" and options.linear_output):
+        bands = (to_display(b) for b in bands)
     if options.output_format == "fits":
         history = [
             "astro-colorize-sr: chroma predicted at %dx%d, put on the full-resolution luminance;" % (
@@ -223,8 +296,12 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
             f"super-resolved x{scale} in {options.tile}px tiles (overlap {options.tile_overlap}px).",
             "WCS rescaled: CRPIX'=(CRPIX-0.5)*s+0.5, CDELT or CD divided by s.",
         ]
+        if operator is not None:
+            history.append(f"SR made consistent with the input ({operator} operator"
+                           + (", in linear units)." if linear else ")."))
         head = fits_header_for(header, h * scale, w * scale, scale, stretch, options.linear_output, history)
-        write_fits_stream(output, bands, head, transform=stretch.invert if options.linear_output else None)
+        transform = stretch.invert if options.linear_output and not linear else None
+        write_fits_stream(output, bands, head, transform=transform)
     elif options.output_format == "tiff16":
         write_tiff16_stream(output, bands, h * scale, w * scale)
     else:

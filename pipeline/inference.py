@@ -42,19 +42,35 @@ def to_working_size(grey: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(resize_image(tf.convert_to_tensor(grey[None]), size, size)[0])
 
 
+def sr_output(sr) -> np.ndarray:
+    """The SR network's output as the pipeline uses it: float32, clipped to [0, 1]."""
+    return np.clip(np.asarray(sr, np.float32), 0.0, 1.0)
+
+
 def colourise_and_upscale(
-    grey: np.ndarray, colorizer: LoadedModel, upscaler: LoadedModel
+    grey: np.ndarray, colorizer: LoadedModel, upscaler: LoadedModel, consistency: str = "auto"
 ) -> tuple[np.ndarray, np.ndarray]:
     """The faithful pipeline on a batch already at the working size.
 
     Args:
         grey: `[B, S, S, 1]` in [0, 1], S a multiple of 16 (224 in the paper).
+        consistency: `pipeline.consistency` mode; `auto` (and `bicubic`)
+            correct each SR output so that its antialiased bicubic downscale is
+            the colour image it came from; `none` leaves the network's output.
 
     Returns:
         (colour `[B, S, S, 3]`, upscaled `[B, scale*S, scale*S, 3]`), both in [0, 1].
     """
+    from pipeline.consistency import back_project, operator_for
+
     colour = np.clip(colorizer.run(grey), 0.0, 1.0)
-    upscaled = np.clip(upscaler.run(colour), 0.0, 1.0)
+    upscaled = sr_output(upscaler.run(colour))
+    # The working-size colour image is a picture made by resizing: bicubic is its operator.
+    operator = operator_for(consistency, is_raw_frame=False)
+    if operator is not None:
+        scale = upscaled.shape[1] // colour.shape[1]
+        upscaled = np.stack([np.clip(back_project(u, c, scale, operator), 0.0, 1.0)
+                             for u, c in zip(upscaled, colour)])
     return colour, upscaled
 
 

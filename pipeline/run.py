@@ -46,6 +46,11 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bf
                   "SR generator precision: float32 runs the exported graph; mixed_* rebuild the generator under "
                   "that Keras policy (GPUs; measured slower on our 2-core CPU, see bench/).")
 flags.DEFINE_boolean("jit_compile", False, "Compile the SR generator with XLA (rebuilds it; see --precision).")
+flags.DEFINE_enum("consistency", "auto", ["auto", "bicubic", "block", "none"],
+                  "Correct the SR output so that degrading it again gives its input (back-projection, Irani & "
+                  "Peleg 1991; not in the paper): auto = antialiased bicubic for pictures and faithful mode, 4x4 "
+                  "block means in the linear units of a FITS frame in full mode (flux conserved); none = the "
+                  "network's output as it is (the paper's).")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -57,7 +62,7 @@ def main(argv: Sequence[str]) -> int:
         srgan_model=FLAGS.srgan_model, size=FLAGS.size, batch_size=FLAGS.batch_size,
         recursive=FLAGS.recursive, skip_existing=FLAGS.skip_existing,
         save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress, mode=FLAGS.mode,
-        precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
+        precision=FLAGS.precision, jit_compile=FLAGS.jit_compile, consistency=FLAGS.consistency,
     )
     if FLAGS.mode == "full":
         from pipeline.full import FullOptions

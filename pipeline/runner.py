@@ -71,6 +71,7 @@ class RunConfig:
     full: Optional[object] = None  # pipeline.full.FullOptions in full mode
     precision: str = "float32"  # SR generator: float32 | mixed_float16 | mixed_bfloat16
     jit_compile: bool = False  # SR generator compiled with XLA
+    consistency: str = "auto"  # pipeline.consistency mode: auto | bicubic | block | none
 
 
 @dataclasses.dataclass
@@ -204,7 +205,7 @@ def _run(config: RunConfig, log=print) -> RunResult:
             greys.append(grey)
         if not ready:
             continue
-        colour, upscaled = colourise_and_upscale(np.stack(greys), colorizer, upscaler)
+        colour, upscaled = colourise_and_upscale(np.stack(greys), colorizer, upscaler, config.consistency)
         for job, c, u in zip(ready, colour, upscaled):
             try:
                 write_png(job.output, u)
@@ -296,7 +297,8 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
             bar.update(done - bar.n)
 
         try:
-            fidelity, was_colour = process_full(job.source, job.output, colorizer, upscaler, scale, options, progress)
+            fidelity, was_colour = process_full(job.source, job.output, colorizer, upscaler, scale, options, progress,
+                                                config.consistency)
         except ImageReadError as e:
             result.failed.append((job.source, e.reason))
             log(f"error: {e}")

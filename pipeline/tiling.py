@@ -40,10 +40,14 @@ def _ramp(n: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.ndarray:
 def feather_window(box: Box, height: int, width: int, overlap: int, scale: int) -> np.ndarray:
     """Blend weights `[scale*h, scale*w, 1]` for one tile's output.
 
-    Ramps only on sides that touch another tile (not on the frame border).
+    Ramps only on sides that touch another tile (not on the frame border);
+    constant over each `scale` x `scale` output block.
     """
-    wy = _ramp(box.height * scale, overlap * scale, box.top > 0, box.top + box.height < height)
-    wx = _ramp(box.width * scale, overlap * scale, box.left > 0, box.left + box.width < width)
+    # The ramps are made on the input grid and repeated: each output block of
+    # scale x scale pixels has one weight, so blending tiles that each agree
+    # with the input under a block-mean operator keeps that agreement exactly.
+    wy = np.repeat(_ramp(box.height, overlap, box.top > 0, box.top + box.height < height), scale)
+    wx = np.repeat(_ramp(box.width, overlap, box.left > 0, box.left + box.width < width), scale)
     return (wy[:, None] * wx[None, :])[..., None]
 
 
@@ -84,6 +88,7 @@ def iter_upscaled_bands(
     progress: Optional[Callable[[int, int], None]] = None,
     upscale_batch: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     batch_size: int = 1,
+    clip: bool = True,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Upscales `image` tile by tile and yields finished bands of output rows, top to bottom.
 
@@ -103,10 +108,12 @@ def iter_upscaled_bands(
             `upscale`, so the model runs on up to `batch_size` tiles of a band
             at once (fewer, larger calls).
         batch_size: tiles per `upscale_batch` call.
+        clip: clip the blended rows to [0, 1] (off for values in other units,
+            e.g. a FITS frame's linear units).
 
     Yields:
         (first input row, end input row, output rows `[scale*(end-first), scale*W, C]`
-        float32 in [0, 1]) covering the frame exactly once.
+        float32, in [0, 1] when `clip`) covering the frame exactly once.
     """
     h, w, c = image.shape
     boxes = plan_tiles(h, w, tile, overlap)
@@ -141,7 +148,8 @@ def iter_upscaled_bands(
         done_rows, weights = acc[:final], wsum[:final]
         np.maximum(weights, 1e-12, out=weights)
         np.divide(done_rows, weights, out=done_rows)
-        np.clip(done_rows, 0.0, 1.0, out=done_rows)
+        if clip:
+            np.clip(done_rows, 0.0, 1.0, out=done_rows)
         del wsum, weights
         yield top, next_top, done_rows
         del acc, done_rows

@@ -25,7 +25,7 @@ from keras import layers, ops
 
 from srgan.model_tl import DepthToSpace
 
-ARCHS = ("srresnet", "tl")
+ARCHS = ("residual", "srresnet", "tl")
 VGG_LAYERS = {"conv5_4": "block5_conv4", "pool4": "block4_pool", "conv2_2": "block2_conv2"}
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -71,8 +71,10 @@ def build_generator(num_blocks: int = 16, filters: int = 64, scale: int = 4, arc
         num_blocks: residual blocks (paper: 16).
         filters: feature channels (paper: 64).
         scale: upscaling factor, a power of 2 (paper: 4).
-        arch: `srresnet` (Ledig, PReLU, the default) or `tl` (tensorlayer/srgan's
-            ReLU/tanh generator; x4 only).
+        arch: `srresnet` (Ledig, PReLU, batch norm: the paper's), `residual`
+            (bicubic + a learned residual, no batch norm, reflect padding, all
+            compute at LR resolution: `srgan.residual`, the trainer's default) or
+            `tl` (tensorlayer/srgan's ReLU/tanh generator; x4 only).
 
     Returns:
         A model mapping `[B, H, W, 3]` in [0, 1] to `[B, scale*H, scale*W, 3]`,
@@ -84,6 +86,10 @@ def build_generator(num_blocks: int = 16, filters: int = 64, scale: int = 4, arc
         raise ValueError(f"unknown arch {arch!r}; choose from {ARCHS}")
     if scale < 2 or scale & (scale - 1):
         raise ValueError(f"scale must be a power of 2 (2, 4, 8, ...), got {scale}")
+    if arch == "residual":
+        from srgan.residual import build_residual_generator
+
+        return build_residual_generator(num_blocks=num_blocks, filters=filters, scale=scale)
     if arch == "tl":
         if scale != 4:
             raise ValueError("arch 'tl' (tensorlayer/srgan) is x4 only")

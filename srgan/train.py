@@ -22,9 +22,16 @@ flags.DEFINE_string("workdir", None, "Run folder: config.json, ckpt/ (full state
 flags.DEFINE_integer("num_blocks", 16, "Residual blocks in the generator (paper sec. 4.2: 16).")
 flags.DEFINE_integer("filters", 64, "Generator feature channels (paper sec. 4.2 / Ledig: 64).")
 flags.DEFINE_integer("scale", 4, "Upscaling factor, a power of 2 (paper: 4).")
-flags.DEFINE_enum("arch", "srresnet", ["srresnet", "tl"],
-                  "srresnet: Ledig's generator (PReLU, linear output; paper sec. 4.2); tl: tensorlayer/srgan's exact "
-                  "generator (ReLU, tanh; x4 only), the one srgan.import_tl loads TL weights into.")
+flags.DEFINE_enum("arch", "residual", ["residual", "srresnet", "tl"],
+                  "residual: bicubic + a learned residual, no batch norm, reflect padding, every convolution at LR "
+                  "resolution (srgan/residual.py; an untrained one is bicubic, so it cannot drift in colour or "
+                  "brightness); srresnet: Ledig's generator as in the paper (sec. 4.2: batch norm, PReLU, "
+                  "sub-pixel upsampling); tl: tensorlayer/srgan's exact generator (ReLU, tanh; x4 only), the one "
+                  "srgan.import_tl loads TL weights into.")
+flags.DEFINE_enum("degradation", "bicubic", ["bicubic", "block", "mixed"],
+                  "How LR crops are made from HR: bicubic (antialiased, as the paper's evaluation and Ledig et al.), "
+                  "block (means of scale x scale pixels: a detector with bigger pixels, as raw frames are binned), "
+                  "or mixed (either, drawn per example).")
 flags.DEFINE_integer("hr_size", 96, "HR crop side (paper/Ledig: 96, LR 24).")
 flags.DEFINE_integer("batch_size", 16, "Batch size (Ledig: 16).")
 flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate (paper sec. 5.1: 1e-4).")

@@ -36,6 +36,7 @@ from absl import logging
 from common.distribute import (STRATEGIES, check_batch, checkpoint_dir, distribute_dataset, is_chief,
                                make_strategy, remove_scratch)
 from common.training import TrainState, check_finite, load_config, next_batch, save_config, set_seed
+from data.datasets import DEGRADATIONS
 from srgan.model import ARCHS, VGG_LAYERS, build_generator
 from srgan.saved_model import export_saved_model
 from srgan.steps import SRGANModels
@@ -58,7 +59,8 @@ class SRGANConfig:
     num_blocks: int = 16
     filters: int = 64
     scale: int = 4
-    arch: str = "srresnet"
+    arch: str = "residual"
+    degradation: str = "bicubic"
     hr_size: int = 96
     batch_size: int = 16
     learning_rate: float = 1e-4
@@ -96,6 +98,8 @@ class TrainResult:
 
 def validate(config: SRGANConfig) -> None:
     """Raises ValueError for settings that cannot work, with the reason."""
+    if config.degradation not in DEGRADATIONS:
+        raise ValueError(f"unknown degradation {config.degradation!r}; choose from {DEGRADATIONS}")
     if config.arch not in ARCHS:
         raise ValueError(f"unknown arch {config.arch!r}; choose from {ARCHS}")
     if config.vgg_layer not in VGG_LAYERS:
@@ -218,8 +222,10 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
             logging.info("resumed from %s at step %d (phase %d)", state.latest, start, phase_of(config, start))
         # A resumed run must not replay the batches it already saw.
         data = iter(distribute_dataset(strategy, sr_dataset(train_files, config.hr_size, config.scale,
-                                                            config.batch_size, True, config.seed + start)))
-        dev = (sr_dataset(dev_files, config.hr_size, config.scale, min(config.batch_size, 8), False)
+                                                            config.batch_size, True, config.seed + start,
+                                                            config.degradation)))
+        dev = (sr_dataset(dev_files, config.hr_size, config.scale, min(config.batch_size, 8), False,
+                          degradation=config.degradation)
                if dev_files else None)
         # Samples from one fixed dev pair, so they are comparable across steps.
         sample = next(iter(dev), None) if dev is not None else None

@@ -1,0 +1,110 @@
+"""The SR design that cannot drift: bicubic + residual, reflect borders, consistency with the input."""
+import numpy as np
+import pytest
+from astropy.io import fits
+from PIL import Image
+
+from pipeline.consistency import back_project, consistency_psnr, degrade, operator_for
+from srgan.residual import bicubic_phases, build_residual_generator
+
+# float32 sums of at most 25 products of values in [0, 1] with weights summing to 1 (then one
+# division): each step rounds by <= 2^-24 relative, so 1e-5 bounds the error of any summation order.
+F32_CONV = 1e-5
+
+
+def _pil_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
+    h, w = lr.shape[:2]
+    return np.stack([np.asarray(Image.fromarray(lr[..., c]).resize((w * scale, h * scale), Image.BICUBIC))
+                     for c in range(lr.shape[-1])], axis=-1)
+
+
+def test_bicubic_phases_by_hand():
+    w = bicubic_phases(4)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-12)
+    # Phase 0 of x4 sits 3/8 px left of an LR centre: Keys(a=-0.5) weights at offsets 1.625, 0.625, 0.375, 1.375.
+    a = -0.5
+    near = lambda t: (a + 2) * t**3 - (a + 3) * t**2 + 1
+    far = lambda t: a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+    np.testing.assert_allclose(w[0], [far(1.625), near(0.625), near(0.375), far(1.375), 0.0], atol=1e-12)
+    np.testing.assert_allclose(w[3], w[0][::-1], atol=1e-12)  # mirror symmetry of the phases
+
+
+@pytest.mark.parametrize("shape", [(1, 20, 24, 3), (2, 7, 5, 3)])
+def test_untrained_network_is_bicubic_edges_included(shape):
+    g = build_residual_generator(num_blocks=2, filters=8, scale=4)
+    lr = np.random.default_rng(0).random(shape, dtype=np.float32)
+    out = np.asarray(g(lr, training=False))
+    for i in range(shape[0]):
+        np.testing.assert_allclose(out[i], _pil_bicubic(lr[i], 4), atol=F32_CONV)
+
+
+def test_no_border_frame_on_a_flat_image():
+    """With every weight random, a flat input still gives a flat output: the border is like the interior."""
+    import keras
+
+    g = build_residual_generator(num_blocks=2, filters=8, scale=4)
+    rng = np.random.default_rng(1)
+    for layer in g.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) for w in layer.get_weights()])
+    out = np.asarray(g(np.full((1, 16, 12, 3), 0.4, np.float32), training=False))[0]
+    # Random sub-pixel weights give each of the 4x4 output phases its own value, but every 4x4
+    # block (border blocks included) must be the same block.
+    blocks = out.reshape(16, 4, 12, 4, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 4, 4, 3)
+    assert np.abs(blocks - blocks[0]).max() < 1e-5 and np.abs(out - 0.4).max() > 1e-3  # and the network changed it
+    # A zero-padded convolution of the same weights would not be flat at the border: the padding matters.
+    x = keras.ops.convert_to_tensor(np.full((1, 16, 12, 8), 0.4, np.float32))
+    zero_padded = np.asarray(keras.ops.conv(x, rng.normal(0, 0.2, (3, 3, 8, 8)).astype(np.float32), padding="same"))
+    assert np.ptp(zero_padded[0, ..., 0]) > 1e-3
+
+
+def test_block_consistency_is_exact():
+    rng = np.random.default_rng(2)
+    lr = rng.random((10, 12, 3), dtype=np.float32) * 100.0  # linear units, any range
+    sr = rng.random((40, 48, 3), dtype=np.float32) * 100.0
+    out = back_project(sr, lr, 4, "block")
+    # Block means of 16 float32 values of size <= ~100: rounding well under 1e-4 (1e-6 relative).
+    np.testing.assert_allclose(degrade(out, 4, "block"), lr, atol=1e-4)
+    assert np.abs(degrade(sr, 4, "block") - lr).max() > 1.0  # it was not consistent before
+
+
+def test_bicubic_consistency_reaches_60_db():
+    hr = np.asarray(Image.fromarray((np.random.default_rng(3).random((64, 64, 3)) * 255).astype(np.uint8))
+                    .filter(__import__("PIL.ImageFilter", fromlist=["x"]).GaussianBlur(1.5)), np.float32) / 255
+    lr = degrade(hr, 4, "bicubic")
+    guess = np.clip(np.repeat(np.repeat(lr, 4, 0), 4, 1) + 0.02, 0, 1)  # nearest-neighbour, biased
+    assert consistency_psnr(guess, lr, 4, "bicubic") < 40
+    fixed = np.clip(back_project(guess, lr, 4, "bicubic"), 0, 1)
+    assert consistency_psnr(fixed, lr, 4, "bicubic") >= 60
+
+
+def test_operator_for_modes():
+    assert operator_for("auto", is_raw_frame=True) == "block"
+    assert operator_for("auto", is_raw_frame=False) == "bicubic"
+    assert operator_for("none", is_raw_frame=True) is None
+    assert operator_for("bicubic", is_raw_frame=True) == "bicubic"
+    with pytest.raises(ValueError, match="unknown consistency mode"):
+        operator_for("sometimes", False)
+
+
+def test_full_mode_fits_output_conserves_flux(tmp_path, m51_fits, tiny_exports):
+    """Linear FITS output of full mode: every 4x4 block mean equals the raw input pixel (stars included)."""
+    from pipeline.full import FullOptions
+    from pipeline.runner import RunConfig, run
+
+    raw = fits.getdata(m51_fits).astype(np.float64)[:96, :80]
+    src = tmp_path / "crop.fits"
+    fits.PrimaryHDU(raw.astype(np.float32)).writeto(src)
+    options = FullOptions(size=64, tile=48, tile_overlap=16, output_format="fits", linear_output=True, report=True)
+    result = run(RunConfig(input=str(src), output=str(tmp_path / "out"), colorize_model=tiny_exports["colorize"],
+                           srgan_model=tiny_exports["srgan"], mode="full", full=options, progress=False))
+    assert result.written, result.failed
+    data = fits.getdata(result.written[0]).astype(np.float64)
+    assert data.shape == (3, 384, 320)
+    lum = 0.299 * data[0] + 0.587 * data[1] + 0.114 * data[2]
+    means = lum.reshape(96, 4, 80, 4).mean(axis=(1, 3))
+    # float32 storage and the un-stretch of display values: 1e-5 of the value range.
+    tol = 1e-5 * (raw.max() - raw.min())
+    np.testing.assert_allclose(means, raw, atol=tol)
+    report = (tmp_path / "out" / "fidelity.csv").read_text().splitlines()
+    assert float(report[1].split(",")[-1]) >= 60  # the report's consistency for the exact operator
