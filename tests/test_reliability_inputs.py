@@ -14,6 +14,26 @@ from pipeline.inference import exclude_own_outputs, plan_jobs
 BOMB = 45000  # 45000^2 = 2.0 Gpx declared: over both modes' limits
 
 
+_LOADED = {}
+
+
+@pytest.fixture(autouse=True)
+def _models_loaded_once(monkeypatch):
+    """These tests are about files and names: each exported model is loaded (and probed) once for the
+    module, not once per `run()` (loading the colouriser's SavedModel costs seconds)."""
+    import pipeline.models as models
+
+    real = models.load_model
+
+    def cached(path, kind, *args, **kwargs):
+        key = (path, kind, args, tuple(sorted(kwargs.items())))
+        if key not in _LOADED:
+            _LOADED[key] = real(path, kind, *args, **kwargs)
+        return _LOADED[key]
+
+    monkeypatch.setattr(models, "load_model", cached)
+
+
 def _grey(path, seed=0, size=(40, 48)):
     write_png(str(path), np.random.default_rng(seed).random(size + (1,), dtype=np.float32))
     return str(path)
@@ -22,8 +42,9 @@ def _grey(path, seed=0, size=(40, 48)):
 def _config(inputs, out, models, **kw):
     from pipeline.runner import RunConfig
 
+    # Working size 64 (not 224): these tests are about files and names; small frames keep them fast.
     return RunConfig(input=str(inputs), output=str(out), colorize_model=models["colorize"],
-                     srgan_model=models["srgan"], batch_size=2, progress=False, **kw)
+                     srgan_model=models["srgan"], batch_size=2, progress=False, size=64, **kw)
 
 
 def _snapshot(folder):
