@@ -43,7 +43,9 @@ def atomic_file(path: str):
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    # The writer's pid is in the name, so clean-up of stale temporaries can
+    # tell a killed run's leftovers from a concurrent run's live file.
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=os.path.basename(path), dir=directory)
     os.close(fd)
     try:
         # Opened by name so the file object's .name is a path (some writers need it).
@@ -58,6 +60,30 @@ def atomic_file(path: str):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def temporary_owner_alive(name: str) -> bool:
+    """Whether the process that made the `atomic_file` temporary `name` (`.tmp-<pid>-...`) still runs.
+
+    False for a temporary without a pid (written before pids were recorded)
+    or whose process is gone; True for this process and for a live one (also
+    one of another user, which `os.kill(pid, 0)` reports as PermissionError).
+    """
+    import re
+
+    match = re.match(r"\.tmp-(\d+)-", name)
+    if not match:
+        return False
+    pid = int(match[1])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def atomic_write_bytes(path: str, payload: bytes) -> None:

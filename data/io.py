@@ -7,9 +7,9 @@ through a folder can print one clear line per bad file and go on.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -17,96 +17,49 @@ import numpy as np
 from common.training import atomic_write_bytes
 from data.normalize import normalize, to_uint8, to_uint16
 
-RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".webp")
 FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
 IMAGE_EXTENSIONS = RASTER_EXTENSIONS + FITS_EXTENSIONS
+# Image formats found in camera and astronomy folders that are not decoded here:
+# `list_images` reports them so they are said to be refused, not silently skipped.
+UNSUPPORTED_EXTENSIONS = (".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf", ".raw", ".heic", ".heif",
+                          ".avif", ".jp2", ".j2k", ".jxl", ".xisf", ".psd", ".tga", ".pgm", ".ppm", ".pnm", ".ico")
 
-STRETCHES = ("asinh", "linear", "sqrt", "log")
-INTERVALS = ("percentile", "zscale", "minmax")
+
+
+#: Largest frame any reader decodes, in pixels of the plane read (width x height)
+#: as the file's header declares it, checked before a pixel is decoded: a
+#: decompression bomb (a few KB of PNG, gzipped FITS or TIFF declaring 45000^2)
+#: is refused in one line instead of exhausting memory. Full mode reads with this
+#: bound (it works through the frame in tiles); faithful mode, which decodes the
+#: whole frame only to shrink it to 224 px, passes the smaller
+#: `pipeline.inference.MAX_PIXELS`.
+MAX_PIXELS = 2**29  # 536.9 Mpx, e.g. 23170 x 23170
+
+
+class InputWarning(UserWarning):
+    """Something about a readable input worth one line (astropy's complaints, the plane of a cube);
+    the message starts with the file's path."""
+
+
+def _warn(path: str, text: str) -> None:
+    warnings.warn(f"{printable_path(path)}: {' '.join(str(text).split())}", InputWarning, stacklevel=3)
+
+
+def printable_path(path: str) -> str:
+    """`path` with control characters (a newline in a file name) and undecodable bytes escaped
+    (`\\n`, `\\udcff`), so that a message naming it stays on one line; other text is unchanged."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in path)
 
 
 class ImageReadError(ValueError):
-    """An input file that cannot be used as an image; the message names the file."""
+    """An input file that cannot be used as an image; the message names the file (on one line:
+    see `printable_path`); `path` keeps the real name."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{printable_path(path)}: {reason}")
         self.path = path
         self.reason = reason
-
-
-@dataclasses.dataclass(frozen=True)
-class Stretch:
-    """How raw FITS values were mapped into [0, 1], kept so it can be undone.
-
-    forward: v = clip((x - vmin) / (vmax - vmin), 0, 1); y = f(v), with f the
-    astropy stretch named by `name` (asinh uses parameter `a`, log uses `a` as
-    its exponent base parameter).
-    """
-
-    name: str
-    interval: str
-    vmin: float
-    vmax: float
-    a: float
-
-    def as_astropy(self):
-        from astropy import visualization as vis
-
-        if self.name == "asinh":
-            return vis.AsinhStretch(a=self.a)
-        if self.name == "log":
-            return vis.LogStretch(a=self.a)
-        if self.name == "sqrt":
-            return vis.SqrtStretch()
-        return vis.LinearStretch()
-
-    def apply(self, raw: np.ndarray, rows_per_chunk: int = 256) -> np.ndarray:
-        """Raw values -> float32 [0, 1]; non-finite pixels become 0.
-
-        Works through the rows in chunks so a large frame needs little more
-        memory than its float32 result.
-        """
-        raw = np.asarray(raw)
-        out = np.empty(raw.shape, np.float32)
-        f = self.as_astropy()
-        for start in range(0, max(raw.shape[0], 1), rows_per_chunk):
-            chunk = np.asarray(raw[start : start + rows_per_chunk], dtype=np.float64)
-            finite = np.isfinite(chunk)
-            v = np.clip((np.where(finite, chunk, self.vmin) - self.vmin) / (self.vmax - self.vmin), 0.0, 1.0)
-            res = np.asarray(f(v, clip=True), dtype=np.float32)
-            res[~finite] = 0.0
-            out[start : start + rows_per_chunk] = res
-        return out
-
-    def invert(self, image: np.ndarray) -> np.ndarray:
-        """[0, 1] -> raw units (float32). Values clipped by the interval stay clipped."""
-        v = self.as_astropy().inverse(np.clip(np.asarray(image, np.float64), 0.0, 1.0))
-        return (np.asarray(v) * (self.vmax - self.vmin) + self.vmin).astype(np.float32)
-
-
-@dataclasses.dataclass
-class FitsImage:
-    """A FITS image stretched for the networks, with what is needed to go back.
-
-    Attributes:
-        image: float32 `[H, W, 1]` in [0, 1], rows in display order (FITS row 0
-            is the bottom of the picture, so rows are flipped when `flipped`).
-        header: the HDU's header (astropy `Header`), WCS keywords included.
-        stretch: the `Stretch` applied.
-        flipped: whether rows were flipped from FITS order to display order.
-        hdu_index: which HDU the data came from.
-        plane: index of the 2-D plane taken from a data cube (None for 2-D data).
-        raw: float32 `[H, W]` the data in its own units, in the same (display)
-            row order as `image`, NaN/inf kept (for flux-consistent SR).
-    """
-
-    image: np.ndarray
-    header: object
-    stretch: Stretch
-    flipped: bool
-    hdu_index: int
-    plane: Optional[int] = None
-    raw: Optional[np.ndarray] = None
 
 
 def is_fits(path: str) -> bool:
@@ -125,26 +78,29 @@ def is_image_file(path: str) -> bool:
     return os.path.basename(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
-def list_images(directory: str, recursive: bool = False) -> list[str]:
+def list_images(directory: str, recursive: bool = False, unsupported: Optional[list] = None) -> list[str]:
     """Image and FITS files under `directory`, sorted; hidden files skipped.
+
+    Args:
+        unsupported: when given, image files of a format this module does not
+            read (`UNSUPPORTED_EXTENSIONS`: camera raw, HEIC, JPEG 2000...)
+            are appended to it, sorted, so the caller can say so.
 
     Raises:
         ImageReadError: if `directory` is not a readable directory.
     """
     if not os.path.isdir(directory):
         raise ImageReadError(directory, "not a directory")
-    found = []
+    names = []
     if recursive:
         for root, dirs, files in os.walk(directory):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found += [os.path.join(root, f) for f in files if not f.startswith(".") and is_image_file(f)]
+            names += [os.path.join(root, f) for f in files if not f.startswith(".")]
     else:
-        found = [
-            os.path.join(directory, f)
-            for f in os.listdir(directory)
-            if not f.startswith(".") and is_image_file(f)
-        ]
-    return sorted(found)
+        names = [os.path.join(directory, f) for f in os.listdir(directory) if not f.startswith(".")]
+    if unsupported is not None:
+        unsupported += sorted(n for n in names if n.lower().endswith(UNSUPPORTED_EXTENSIONS))
+    return sorted(n for n in names if is_image_file(n))
 
 
 def _check_file(path: str) -> None:
@@ -214,6 +170,9 @@ _MAGIC = {
     b"MM\x00*": "TIFF",
     b"II+\x00": "BigTIFF",
     b"MM\x00+": "BigTIFF",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
 }
 
 
@@ -222,6 +181,8 @@ def _sniff(head: bytes) -> Optional[str]:
     for magic, name in _MAGIC.items():
         if head.startswith(magic):
             return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
     return None
 
 
@@ -235,17 +196,121 @@ def _raster_head(path: str) -> bytes:
     with open(path, "rb") as f:
         head = f.read(32)
     if _sniff(head) is None:
-        raise ImageReadError(path, "cannot decode image: content is not PNG, JPEG, TIFF or FITS")
+        raise ImageReadError(path, "cannot decode image: content is not PNG, JPEG, TIFF or FITS (nor GIF, BMP, WebP)")
     return head
 
 
-def _read_raster(path: str) -> np.ndarray:
+# Read through Pillow itself: EXIF orientation, CMYK and palette modes need its conversions.
+_PILLOW_FORMATS = ("JPEG", "GIF", "BMP", "WebP")
+
+
+def _read_pillow(path: str) -> np.ndarray:
+    """JPEG/GIF/BMP/WebP (first frame) as uint8 `[H, W]`, `[H, W, 3]` or `[H, W, 4]`, upright.
+
+    The EXIF orientation tag is applied (cameras store portrait frames
+    sideways), CMYK and YCbCr become RGB through Pillow's conversion (taking
+    CMYK's four channels as RGBA would give a black image), palettes expand to
+    RGB (RGBA when they have a transparent entry).
+    """
+    from PIL import ImageOps
+
+    with _pillow().open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("P", "PA"):
+            im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+        elif im.mode == "1":
+            im = im.convert("L")
+        elif im.mode not in ("L", "LA", "RGB", "RGBA", "I;16"):
+            im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+        return np.asarray(im)
+
+
+def check_declared_size(path: str, width: int, height: int, max_pixels: int) -> None:
+    """Refuses a frame whose declared `width` x `height` exceeds `max_pixels` (see `MAX_PIXELS`).
+
+    Raises:
+        ImageReadError: naming the size and the limit.
+    """
+    if width * height > max_pixels:
+        raise ImageReadError(path, f"image declares {width}x{height} px ({width * height / 1e6:.1f} Mpx), over this "
+                             f"mode's limit of {max_pixels / 1e6:.1f} Mpx; refused before decoding")
+
+
+def _pillow():
+    """Pillow, with its own decompression-bomb check off: every file this module
+    opens is checked first against the caller's bound (`check_declared_size`),
+    and Pillow's fixed 179 Mpx error would refuse frames that bound allows."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    return Image
+
+
+def declared_raster_size(path: str, head: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) a PNG/JPEG/TIFF/GIF/BMP/WebP declares in its header, without decoding pixels.
+
+    PNG: the IHDR chunk; TIFF: the first page's tags (tifffile reads only the
+    directory); the rest: Pillow's lazy open. None when the header cannot be
+    parsed (decoding then reports the damage).
+    """
+    fmt = _sniff(head)
+    try:
+        if fmt == "PNG":
+            if head[12:16] == b"IHDR" and len(head) >= 24:
+                return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            return None
+        if fmt in ("TIFF", "BigTIFF"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                return int(page.imagewidth), int(page.imagelength)
+        if fmt in _PILLOW_FORMATS:
+            with _pillow().open(path) as im:
+                return im.size
+    except Exception:  # a damaged header: the decoder says what is wrong
+        return None
+    return None
+
+
+def _read_tiff_page(path: str) -> Optional[np.ndarray]:
+    """The first page of a TIFF through tifffile, channels last; a stack of pages is said in one warning.
+
+    (imageio's `index=0` gives a whole multi-page series, whose pages would
+    then be taken as colour channels.) None when tifffile cannot decode it
+    (a compression it lacks): the caller falls back to imageio.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            a = page.asarray()
+            pages = len(tif.pages)
+            separate = page.planarconfig == 2 and page.samplesperpixel > 1
+    except Exception:
+        return None
+    if separate and a.ndim == 3:
+        a = np.moveaxis(a, 0, -1)  # planar [C, H, W]
+    if pages > 1:
+        _warn(path, f"TIFF with {pages} pages: page 1 used")
+    return a
+
+
+def _read_raster(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     import imageio.v3 as iio
 
     head = _raster_head(path)
+    size = declared_raster_size(path, head)
+    if size is not None:
+        check_declared_size(path, size[0], size[1], max_pixels)
     try:
         if _png_bit_depth(head) == 16:
             a = _read_png16(path)
+        elif _sniff(head) in _PILLOW_FORMATS:
+            a = _read_pillow(path)
+        elif _sniff(head) in ("TIFF", "BigTIFF") and (tiff := _read_tiff_page(path)) is not None:
+            a = tiff
         else:
             # Opened here so the file is closed even when decoding fails (a
             # decoder's exception would otherwise keep it open until GC).
@@ -266,177 +331,30 @@ def _read_raster(path: str) -> np.ndarray:
         if lo < 0.0 or hi > 1.0:
             # Float TIFFs from astronomy software hold linear data in arbitrary
             # units: stretch them like FITS instead of clipping them away.
+            from data.fits_io import fit_stretch
+
             stretch = fit_stretch(path, a)
             return _channels_last(path, stretch.apply(a))
     return _channels_last(path, a)
 
 
-def fit_stretch(
-    path: str,
-    raw: np.ndarray,
-    stretch: str = "asinh",
-    interval: str = "percentile",
-    percentile: float = 99.5,
-    a: float = 0.1,
-) -> Stretch:
-    """Chooses the display interval for raw data and returns the `Stretch`.
-
-    Args:
-        path: file name, for error messages.
-        raw: array of raw values (NaN/inf ignored).
-        stretch: one of `STRETCHES`.
-        interval: `percentile` (central `percentile` %), `zscale` (IRAF's) or `minmax`.
-        percentile: for the percentile interval.
-        a: asinh softening / log parameter.
-
-    Raises:
-        ImageReadError: no finite values, or a constant image.
-    """
-    from astropy import visualization as vis
-
-    if stretch not in STRETCHES:
-        raise ValueError(f"unknown stretch {stretch!r}; choose from {STRETCHES}")
-    if interval not in INTERVALS:
-        raise ValueError(f"unknown interval {interval!r}; choose from {INTERVALS}")
-    values = np.asarray(raw)
-    finite = values[np.isfinite(values)]
-    if finite.size > 2_000_000:
-        # Intervals need the distribution, not every pixel: a fixed, evenly
-        # spaced sample keeps huge frames cheap and the result deterministic.
-        finite = finite[:: finite.size // 1_000_000]
-    if finite.size == 0:
-        raise ImageReadError(path, "no finite pixel values (all NaN/inf)")
-    if interval == "percentile":
-        vmin, vmax = vis.PercentileInterval(percentile).get_limits(finite)
-    elif interval == "zscale":
-        vmin, vmax = vis.ZScaleInterval().get_limits(finite)
-    else:
-        vmin, vmax = float(finite.min()), float(finite.max())
-    if not vmax > vmin:
-        vmin, vmax = float(finite.min()), float(finite.max())
-    if not vmax > vmin:
-        raise ImageReadError(path, f"image is constant (every finite pixel = {vmin:g}); nothing to show")
-    return Stretch(name=stretch, interval=interval, vmin=float(vmin), vmax=float(vmax), a=float(a))
-
-
-def _find_image_hdu(path: str, hdul) -> int:
-    for i, hdu in enumerate(hdul):
-        shape = getattr(hdu, "shape", None) or ()
-        is_image = hdu.is_image if hasattr(hdu, "is_image") else False
-        if is_image and len([n for n in shape if n > 1]) >= 2:
-            return i
-    raise ImageReadError(path, "no image HDU with 2-D data (primary and extensions checked)")
-
-
-def read_fits(
-    path: str,
-    stretch: str = "asinh",
-    interval: str = "percentile",
-    percentile: float = 99.5,
-    a: float = 0.1,
-    hdu: Optional[int] = None,
-) -> FitsImage:
-    """Reads the primary (or first image) HDU of a FITS file and stretches it to [0, 1].
-
-    Data cubes give their first 2-D plane (recorded in `plane`). NaN/inf pixels
-    are masked out of the interval and set to 0 in the result.
-
-    Args:
-        path: `.fits`, `.fit`, `.fts` (optionally `.gz`) file.
-        stretch, interval, percentile, a: see `fit_stretch`.
-        hdu: HDU index to use instead of the first image HDU.
-
-    Returns:
-        `FitsImage` with `image` float32 `[H, W, 1]` in [0, 1].
-
-    Raises:
-        ImageReadError: unreadable/corrupt file, no image HDU, all-NaN or constant data.
-    """
-    from astropy.io import fits
-
-    _check_file(path)
-    try:
-        with fits.open(path, memmap=True) as hdul:
-            data, header, index, plane = _fits_plane(path, hdul, hdu)
-    except ImageReadError:
-        raise
-    except Exception as e:
-        raise ImageReadError(path, f"cannot read FITS, file corrupt or truncated ({_one_line(e)})") from e
-    return _stretched(path, data, header, index, plane, stretch, interval, percentile, a)
-
-
-def fits_image_from_hdus(
-    hdul,
-    name: str = "<HDUList>",
-    stretch: str = "asinh",
-    interval: str = "percentile",
-    percentile: float = 99.5,
-    a: float = 0.1,
-    hdu: Optional[int] = None,
-) -> FitsImage:
-    """`read_fits` for HDUs already in memory (an astropy `HDUList`, or a list of HDUs).
-
-    Args:
-        hdul: the HDUs; the first image HDU is used unless `hdu` names one.
-        name: what error messages call it (there is no file name).
-
-    Raises:
-        ImageReadError: no image HDU, all-NaN or constant data.
-    """
-    try:
-        data, header, index, plane = _fits_plane(name, hdul, hdu)
-    except ImageReadError:
-        raise
-    except Exception as e:
-        raise ImageReadError(name, f"cannot read FITS data ({_one_line(e)})") from e
-    return _stretched(name, data, header, index, plane, stretch, interval, percentile, a)
-
-
-def _fits_plane(path: str, hdul, hdu: Optional[int]):
-    """(float32 2-D data in FITS row order, header copy, HDU index, cube plane or None)."""
-    index = _find_image_hdu(path, hdul) if hdu is None else hdu
-    if index >= len(hdul):
-        raise ImageReadError(path, f"HDU {index} does not exist ({len(hdul)} HDUs)")
-    header = hdul[index].header.copy()
-    data = hdul[index].data
-    if data is None:
-        raise ImageReadError(path, f"HDU {index} has no data")
-    data = np.asarray(data)
-    plane = None
-    data = data.reshape([n for n in data.shape if n > 1] or [1])
-    if data.ndim > 2:
-        plane = 0
-        data = data.reshape((-1,) + data.shape[-2:])[0]
-    if data.ndim != 2:
-        raise ImageReadError(path, f"HDU {index} data is not 2-D (shape {data.shape})")
-    # Detach from the memmap in float32 (float64 would double the memory
-    # of a large frame for no gain in a [0, 1] display stretch).
-    return np.array(data, dtype=np.float32), header, index, plane
-
-
-def _stretched(path, data, header, index, plane, stretch, interval, percentile, a) -> FitsImage:
-    s = fit_stretch(path, data, stretch=stretch, interval=interval, percentile=percentile, a=a)
-    image = s.apply(data)[::-1, :, None]
-    return FitsImage(
-        image=np.ascontiguousarray(image), header=header, stretch=s, flipped=True, hdu_index=index, plane=plane,
-        raw=data[::-1],
-    )
-
-
-def read_image(path: str) -> np.ndarray:
+def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Reads any supported image as float32 `[H, W, 1|3]` in [0, 1].
 
     PNG/JPEG/TIFF go through imageio (16-bit PNG through pypng, keeping all 16
     bits); palette images are expanded to RGB; alpha is composited onto black;
     FITS goes through `read_fits` with its default stretch (asinh, 99.5 %).
+    A frame declaring more than `max_pixels` is refused before decoding.
 
     Raises:
         ImageReadError: missing, empty, unreadable, corrupt, or unusable file.
     """
     _check_file(path)
     if is_fits(path):
-        return read_fits(path).image
-    a = _read_raster(path)
+        from data.fits_io import read_fits
+
+        return read_fits(path, max_pixels=max_pixels).image
+    a = _read_raster(path, max_pixels)
     out = normalize(a)
     if out.ndim != 3 or out.shape[-1] not in (1, 3):
         raise ImageReadError(path, f"unexpected decoded shape {out.shape}")
@@ -492,7 +410,20 @@ def write_tiff16(path: str, image: np.ndarray) -> None:
     atomic_write_bytes(path, iio.imwrite("<bytes>", to_uint16(a), extension=".tif"))
 
 
+_FITS_NAMES = ("Stretch", "FitsImage", "STRETCHES", "INTERVALS", "fit_stretch", "read_fits", "fits_image_from_hdus")
+
+
+def __getattr__(name: str):
+    # FITS reading lives in data.fits_io (which imports this module); its names
+    # are also importable from here, as they always were.
+    if name in _FITS_NAMES:
+        from data import fits_io
+
+        return getattr(fits_io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "ImageReadError", "Stretch", "FitsImage", "IMAGE_EXTENSIONS", "is_fits", "is_image_file",
+    "ImageReadError", "InputWarning", "Stretch", "FitsImage", "IMAGE_EXTENSIONS", "is_fits", "is_image_file",
     "list_images", "fit_stretch", "read_fits", "read_image", "read_rgb", "encode_png", "write_png", "write_tiff16",
 ]

@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from data.datasets import block_mean, downscale
+from data.datasets import block_mean
 
 OPERATORS = ("bicubic", "block")
 MODES = ("auto", "bicubic", "block", "none")

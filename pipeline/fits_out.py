@@ -8,9 +8,17 @@ celestial WCS stays valid for every plane (WCSAXES = 2).
 The WCS is rescaled for the new pixel grid: for a scale s, pixel centre p (1-based)
 of the input lands at p' = (p - 0.5) s + 0.5, so CRPIX' = (CRPIX - 0.5) s + 0.5,
 and CDELT, or the CD matrix, is divided by s (a PC matrix is unchanged).
+
+SIP distortion (A_p_q, B_p_q for pixel -> sky, AP_p_q, BP_p_q for the inverse)
+is a polynomial in pixel offsets from CRPIX, u = p - CRPIX, whose result is
+again a pixel offset. On the new grid the offsets are U = s u and the
+distortion must be s f(U/s, V/s), so each coefficient becomes
+A'_pq = A_pq s^(1-p-q) (and likewise B, AP, BP). TPV/PV distortions act on
+intermediate world coordinates (degrees) and need no change.
 """
 from __future__ import annotations
 
+import re
 from typing import Iterator, Optional
 
 import numpy as np
@@ -19,6 +27,7 @@ from common.training import atomic_file
 from data.io import Stretch
 
 _CD_KEYS = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")
+_SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 
 
 def scale_header(header, scale: float, history: Optional[list[str]] = None):
@@ -47,6 +56,11 @@ def scale_header(header, scale: float, history: Optional[list[str]] = None):
         for key in ("CDELT1", "CDELT2"):
             if key in out:
                 out[key] = float(out[key]) / scale
+    for key in list(out.keys()):
+        match = _SIP_KEY.match(key)
+        if match:
+            p, q = int(match[2]), int(match[3])
+            out[key] = float(out[key]) * float(scale) ** (1 - p - q)
     # Structural keywords are rewritten by astropy from the data; drop stale
     # ones (and any checksums, which no longer hold).
     for key in ("NAXIS1", "NAXIS2", "NAXIS3", "BITPIX", "BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM"):

@@ -110,12 +110,43 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     loaded = _load(path, kind, device)
-    if precision == "float32" and not jit_compile:
-        return loaded
-    if kind != "srgan" or not {"num_blocks", "filters"} <= set(loaded.config):
-        raise ModelLoadError(f"{path}: --precision/--jit_compile need an SR generator exported by srgan.export "
-                             "(its config.json names the architecture)")
-    return _rebuild_generator(loaded, precision, jit_compile)
+    if precision != "float32" or jit_compile:
+        if kind != "srgan" or not {"num_blocks", "filters"} <= set(loaded.config):
+            raise ModelLoadError(f"{path}: --precision/--jit_compile need an SR generator exported by srgan.export "
+                                 "(its config.json names the architecture)")
+        loaded = _rebuild_generator(loaded, precision, jit_compile)
+    _probe(loaded, kind)
+    return loaded
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:limit]}" + ("..." if len(text) > limit else "")
+
+
+def _probe(model: LoadedModel, kind: str) -> None:
+    """Runs the model once on a tiny input and checks the output's shape.
+
+    A model of the wrong kind (an identity or a 2x model given as the 4x SR
+    generator, a colouriser that does not give RGB) is refused here in one line
+    instead of writing misnamed or wrong-sized outputs.
+
+    Raises:
+        ModelLoadError: the model fails on the probe, or gives the wrong shape.
+    """
+    side = 16 if kind == "srgan" else 64  # colouriser encoders downsample by up to 32
+    channels = 3 if kind == "srgan" else 1
+    scale = model_scale(model) if kind == "srgan" else 1
+    try:
+        out = model.run(np.zeros((1, side, side, channels), np.float32))
+    except Exception as e:
+        raise ModelLoadError(f"{model.path}: the {kind} model fails on a {side}x{side}x{channels} probe "
+                             f"({_one_line(e)})") from e
+    want = (1, side * scale, side * scale, 3)
+    if tuple(out.shape) != want:
+        what = f"does not upscale {scale}x" if kind == "srgan" else "does not give an RGB image of its input's size"
+        raise ModelLoadError(f"{model.path}: the {kind} model {what}: a {side}x{side}x{channels} probe gave "
+                             f"{'x'.join(map(str, out.shape[1:]))}, expected {'x'.join(map(str, want[1:]))}")
 
 
 def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -> LoadedModel:
@@ -162,8 +193,13 @@ def _load(path: str, kind: str, device: Optional[str] = None) -> LoadedModel:
     config = {}
     cfg_path = os.path.join(path, "config.json")
     if os.path.isfile(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            config = json.load(f)
+        try:
+            with open(cfg_path, encoding="utf-8") as f:
+                config = json.load(f)
+        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ModelLoadError(f"{cfg_path}: cannot read the model's config.json ({_one_line(e)})") from e
+        if not isinstance(config, dict):
+            raise ModelLoadError(f"{cfg_path}: config.json must hold a JSON object, found {type(config).__name__}")
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         keras_files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
         if kind == "srgan" and keras_files:
@@ -181,6 +217,9 @@ def _load(path: str, kind: str, device: Optional[str] = None) -> LoadedModel:
     outputs = fn.structured_outputs
     if output_key not in outputs:
         raise ModelLoadError(f"{path}: expected a {kind} model with output {output_key!r}, found {sorted(outputs)}")
+    inputs = sorted(fn.structured_input_signature[1])
+    if inputs != [input_key]:
+        raise ModelLoadError(f"{path}: expected a {kind} model with the one input {input_key!r}, found {inputs}")
     return LoadedModel(path=path, config=config, fn=fn, output_key=output_key, input_key=input_key, _module=module,
                        device=device)
 

@@ -88,9 +88,11 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if result.failed:
+        from data.io import printable_path
+
         print(f"{len(result.failed)} input(s) failed:", file=sys.stderr)
         for path, reason in result.failed:
-            print(f"  {path}: {reason}", file=sys.stderr)
+            print(f"  {printable_path(path)}: {reason}", file=sys.stderr)
         return 1
     return 0
 

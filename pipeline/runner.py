@@ -45,9 +45,11 @@ def check_output_folder(path: str) -> None:
 
 def _write_failed(job, e: OSError, result: "RunResult", log) -> bool:
     """Records a failed write; True when the run must stop (disk full, read-only)."""
+    from data.io import printable_path
+
     reason = f"cannot write {job.output}: {e.strerror or e}"
     result.failed.append((job.source, reason))
-    log(f"error: {job.source}: {reason}")
+    log(f"error: {printable_path(job.source)}: {reason}")
     return e.errno in FATAL_WRITE_ERRNOS
 
 
@@ -83,6 +85,28 @@ class RunResult:
 
 
 def run(config: RunConfig, log=print) -> RunResult:
+    """Runs the pipeline over `config.input` (see `_run`); notes about single inputs
+    (`data.io.InputWarning`: a FITS cube's plane, astropy's complaints) go to `log`
+    as one `warning: <file>: ...` line each."""
+    import warnings
+
+    from data.io import InputWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", InputWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, InputWarning):
+                log(f"warning: {message}")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        return _run(config, log)
+
+
+def _run(config: RunConfig, log=print) -> RunResult:
     """Runs the faithful pipeline over `config.input`.
 
     Args:
@@ -100,16 +124,22 @@ def run(config: RunConfig, log=print) -> RunResult:
     from tqdm import tqdm
 
     from data.io import ImageReadError, write_png
+    from pipeline import manifest
     from pipeline.api import Pipeline
-    from pipeline.inference import batched, collect_inputs, iter_loaded, plan_jobs
+    from pipeline.inference import batched, collect_inputs, exclude_own_outputs, iter_loaded, plan_jobs
     from pipeline.models import describe_device
 
     if config.size % 16:
         raise ValueError(f"--size must be a multiple of 16, got {config.size}")
     result = RunResult()
-    sources = collect_inputs(config.input, recursive=config.recursive)
+    unsupported: list = []
+    sources = collect_inputs(config.input, recursive=config.recursive, unsupported=unsupported)
+    for path in unsupported:
+        reason = "format not supported (read: PNG, JPEG, TIFF, GIF, BMP, WebP, FITS); convert it first"
+        result.failed.append((path, reason))
+        log(f"error: {ImageReadError(path, reason)}")
     if not sources:
-        log(f"no image files (PNG/JPEG/TIFF/FITS) in {config.input}")
+        log(f"no image files (PNG/JPEG/TIFF/GIF/BMP/WebP/FITS) in {config.input}")
         return result
     check_output_folder(config.output)
     # The Python API's core: the command and `pipeline.Pipeline` compute alike.
@@ -133,12 +163,22 @@ def run(config: RunConfig, log=print) -> RunResult:
         from pipeline.full import output_extension
 
         ext = output_extension(full)
+    entries = manifest.read_manifest(config.output)
+    sources, own = exclude_own_outputs(sources, config.input, config.output, manifest.recorded_outputs(entries))
+    if own:
+        result.notes.append(f"note: {len(own)} file(s) written by this tool into --output were not taken as inputs.")
+        log(result.notes[-1])
+    previous = {e["source"]: out for out, e in entries.items() if "source" in e}
     jobs = plan_jobs(sources, config.input, config.output, suffix=f"_colour_x{scale}",
-                     save_intermediate=config.save_intermediate and config.mode == "faithful", ext=ext)
+                     save_intermediate=config.save_intermediate and config.mode == "faithful", ext=ext,
+                     previous=previous)
     _remove_stale_temporaries(jobs)
     if config.skip_existing:
-        todo = [j for j in jobs if not os.path.isfile(j.output)]
-        result.skipped = [j.source for j in jobs if os.path.isfile(j.output)]
+        # Skipped only when the manifest says the output was made from this very
+        # input (real path, size, mtime): a new a.fits beside a done a.png is made.
+        done = [manifest.is_up_to_date(j.output, j.source, entries) for j in jobs]
+        todo = [j for j, d in zip(jobs, done) if not d]
+        result.skipped = [j.source for j, d in zip(jobs, done) if d]
     else:
         todo = jobs
     show = sys.stderr.isatty() if config.progress is None else config.progress
@@ -172,6 +212,7 @@ def run(config: RunConfig, log=print) -> RunResult:
                 write_png(job.output, u)
                 if job.intermediate:
                     write_png(job.intermediate, c)
+                manifest.record(config.output, [(job.source, job.output, [job.intermediate])])
             except OSError as e:
                 if _write_failed(job, e, result, log):
                     stopped = True
@@ -198,17 +239,27 @@ def run(config: RunConfig, log=print) -> RunResult:
 def _remove_stale_temporaries(jobs) -> None:
     """Deletes temporary files that a killed earlier run left for these outputs.
 
-    `common.training.atomic_file` writes `.tmp-XXXX<name>` beside `<name>` and
-    renames it when complete; a killed process leaves the temporary file (never
-    a truncated output). Only temporaries of this run's own outputs are touched.
+    `common.training.atomic_file` writes `.tmp-<pid>-XXXX<name>` beside `<name>`
+    and renames it when complete; a killed process leaves the temporary file
+    (never a truncated output). Only temporaries of this run's own outputs are
+    touched, and only those whose writer is gone: a second run on the same
+    folders must not delete the live temporary of the first (pid still running).
     """
     import glob
+    import re
+
+    from common.training import temporary_owner_alive
 
     for job in jobs:
         for target in (job.output, job.intermediate):
             if target:
                 folder, name = os.path.split(target)
+                # mkstemp's 8 random characters, then exactly this output's name.
+                exact = re.compile(r"\.tmp-(\d+-)?[A-Za-z0-9_]{8}" + re.escape(name))
                 for stale in glob.glob(os.path.join(glob.escape(folder), ".tmp-*" + glob.escape(name))):
+                    base = os.path.basename(stale)
+                    if not exact.fullmatch(base) or temporary_owner_alive(base):
+                        continue
                     try:
                         os.unlink(stale)
                     except OSError:
@@ -234,6 +285,7 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
 
     from common.training import atomic_write_bytes
     from data.io import ImageReadError
+    from pipeline import manifest
     from pipeline.full import process_full
 
     rows = []
@@ -263,6 +315,14 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
         if was_colour:
             result.notes.append(f"note: {job.source} is a colour image; its luminance was used.")
             log(result.notes[-1])
+        extra = [os.path.splitext(job.output)[0] + "_residual.png"] if options.report and options.residual_map else []
+        try:
+            manifest.record(config.output, [(job.source, job.output, extra)])
+        except OSError as e:
+            if _write_failed(job, e, result, log):
+                _stop_notice(jobs, result, log)
+                break
+            continue
         result.written.append(job.output)
         if fidelity is not None:
             rows.append((job.source, job.output, fidelity))
