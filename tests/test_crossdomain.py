@@ -232,5 +232,5 @@ def test_entry_library_loads_an_exported_model_and_adds_consistency_rows(tmp_pat
     methods = sorted({(r["lr"], r["method"]) for r in result["sr"]})
     assert methods == sorted((k, m) for k in ("bicubic", "block") for m in (
         "bicubic (PIL)", "Lanczos (PIL)", "SR model srgan", "SR model srgan + consistency"))
-    assert operators == ["bicubic", "block"]  # one frame, each LR kind with its own operator
+    assert operators == ["block", "block"]  # a raw frame: the pipeline's auto operator, whatever made its LR
     assert "[UNTRAINED: random weights]" in (tmp_path / "out" / "crossdomain.md").read_text()
