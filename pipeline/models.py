@@ -72,7 +72,8 @@ class LoadedModel:
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
-def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bool = False) -> LoadedModel:
+def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bool = False,
+               colour_temperature: Optional[float] = None) -> LoadedModel:
     """Loads a SavedModel written by `colorize.export` or `srgan.export`.
 
     Args:
@@ -84,6 +85,9 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
             the SavedModel's weights into it (GPUs; bfloat16 also on CPUs
             with AVX512-BF16/AMX). The output is float32 either way.
         jit_compile: compile the (rebuilt) SR generator with XLA.
+        colour_temperature: for a classification colouriser (`colorize.chroma`),
+            the annealed-mean temperature > 0 instead of the export's default
+            (its `config.json` `temperature`): lower is more saturated.
 
     Raises:
         ModelLoadError: the folder is missing, is not a SavedModel, or lacks
@@ -92,12 +96,27 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     loaded = _load(path, kind)
+    if colour_temperature is not None:
+        return _with_temperature(loaded, kind, float(colour_temperature))
     if precision == "float32" and not jit_compile:
         return loaded
     if kind != "srgan" or not {"num_blocks", "filters"} <= set(loaded.config):
         raise ModelLoadError(f"{path}: --precision/--jit_compile need an SR generator exported by srgan.export "
                              "(its config.json names the architecture)")
     return _rebuild_generator(loaded, precision, jit_compile)
+
+
+def _with_temperature(loaded: LoadedModel, kind: str, temperature: float) -> LoadedModel:
+    """The colouriser's `with_temperature` signature (see `colorize.saved_model`) at `temperature`."""
+    fn = getattr(loaded._module, "signatures", {}).get("with_temperature") if kind == "colorize" else None
+    if fn is None:
+        raise ModelLoadError(f"{loaded.path}: a colour temperature needs a classification colouriser "
+                             "(colorize.train --loss classification); this model has no with_temperature signature")
+    if not temperature > 0:
+        raise ValueError(f"colour temperature must be > 0, got {temperature}")
+    t = tf.constant(temperature, tf.float32)
+    config = dict(loaded.config, temperature=temperature)
+    return dataclasses.replace(loaded, config=config, fn=lambda grey: fn(grey=grey, temperature=t))
 
 
 def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -> LoadedModel:
