@@ -42,6 +42,8 @@ setup(
         "cpu": [f"tensorflow-cpu=={TF}"],
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
         "test": ["pytest>=8", "hypothesis>=6.100"],
+        # The cross-domain evaluation's Hubble Deep Field (skimage.data.hubble_deep_field, in the wheel).
+        "eval": ["scikit-image>=0.21"],
         # TensorLayer 2.2.5 imports on TF 2.21 only with these two beside it
         # (undeclared by TensorLayer itself).
         # Never tensorlayer[all]: it pins matplotlib<3.1 and keras<2.3. On Python >= 3.12

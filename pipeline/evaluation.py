@@ -76,9 +76,16 @@ def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
     return image[:h, :w]
 
 
-def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    """Antialiased bicubic downscale (8-bit rounded), the same as training uses."""
-    return np.asarray(downscale(tf.constant(hr[None], tf.float32), scale)[0])
+def make_lr(hr: np.ndarray, scale: int, quantize: bool = True) -> np.ndarray:
+    """Antialiased bicubic downscale (`tf.image.resize(antialias=True)`), the same as training uses.
+
+    Args:
+        hr: `[H, W, C]` float in [0, 1], H and W multiples of `scale`.
+        scale: integer factor.
+        quantize: round to 8-bit levels (as a PNG input is); False keeps float
+            (as a stretched FITS frame reaches the pipeline).
+    """
+    return np.asarray(downscale(tf.constant(hr[None], tf.float32), scale, quantize=quantize)[0])
 
 
 def pil_upscale(image: np.ndarray, scale: int, method: str) -> np.ndarray:
@@ -224,6 +231,13 @@ IS_NOTE = ("The Inception Score rates how confidently an ImageNet classifier rec
            "so it means little here (reported because the paper did).")
 
 
+def model_label(model) -> str:
+    """The table's name for an SR export: `SR model <folder> (<phase>)`."""
+    phase = model.config.get("phase") or model.config.get("export_phase")
+    base = os.path.basename(os.path.normpath(model.path))
+    return f"SR model {base}" + (f" ({phase})" if phase else "")
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     data: str
@@ -301,15 +315,10 @@ def evaluate(config: EvalConfig, log=print) -> dict:
     def runner(model):
         return lambda lr: model.run(lr[None])[0]
 
-    def label(model):
-        phase = model.config.get("phase") or model.config.get("export_phase")
-        base = os.path.basename(os.path.normpath(model.path))
-        return f"SR model {base}" + (f" ({phase})" if phase else "")
-
     sr_methods = {"bicubic (PIL)": lambda lr: pil_upscale(lr, scale, "bicubic"),
                   "Lanczos (PIL)": lambda lr: pil_upscale(lr, scale, "lanczos")}
     for u in upscalers:
-        sr_methods[label(u)] = runner(u)
+        sr_methods[model_label(u)] = runner(u)
     rows = evaluate_colour(images, colorize, config.size)
     rows += evaluate_sr(images, sr_methods, scale)
     rows += evaluate_end_to_end(images, colorize, runner(upscalers[0]), config.size, scale)
@@ -342,7 +351,7 @@ def evaluate(config: EvalConfig, log=print) -> dict:
         lr = make_lr(hr, scale)
         sr_path = os.path.join(config.output, "figures", f"{name}_sr.png")
         side_by_side(sr_path, [("original", hr), ("bicubic", pil_upscale(lr, scale, "bicubic")),
-                               (label(upscalers[0]), np.clip(upscalers[0].run(lr[None])[0], 0, 1))],
+                               (model_label(upscalers[0]), np.clip(upscalers[0].run(lr[None])[0], 0, 1))],
                      title=f"{name}: x{scale} from antialiased-bicubic LR")
         small = to_size(img, config.size)
         grey = np.asarray(rgb_to_luma(small), np.float32)
@@ -352,3 +361,33 @@ def evaluate(config: EvalConfig, log=print) -> dict:
         written += [sr_path, col_path]
     log(md)
     return {"rows": rows, "inception": inception, "files": written}
+
+
+def evaluate_cross_domain(config, srgan_models: Sequence[str], colorize_model: str, log=print) -> dict:
+    """`pipeline.crossdomain.run_cross_domain` with the exported models loaded (`--cross_domain`).
+
+    Each SR export gives a row (`np.clip(model.run(lr[None])[0], 0, 1)`, the
+    default pipeline's SR) and, when `pipeline.consistency` exists, a
+    `+ consistency` row; bicubic and Lanczos are always there.
+
+    Args:
+        config: `pipeline.crossdomain.CrossDomainConfig`.
+        srgan_models: SR SavedModel folders (may be empty: baselines only).
+        colorize_model: colouriser SavedModel folder ("" for none).
+    """
+    from pipeline.crossdomain import model_upscalers, run_cross_domain
+    from pipeline.models import load_model, model_scale
+
+    upscalers, notes = {}, []
+    for path in srgan_models:
+        model = load_model(path, "srgan")
+        if model_scale(model) != 4:
+            raise ValueError(f"{path}: the cross-domain evaluation is x4; this model is x{model_scale(model)}")
+        upscalers.update(model_upscalers(model_label(model), lambda lr, m=model: np.clip(m.run(lr[None])[0], 0, 1)))
+        notes.append(f"SR: {model.description}.")
+    colorize = None
+    if colorize_model:
+        colorizer = load_model(colorize_model, "colorize")
+        colorize = lambda grey: colorizer.run(grey[None])[0]  # noqa: E731
+        notes.append(f"Colouriser: {colorizer.description}.")
+    return run_cross_domain(config, upscalers, colorize, extra_notes=notes, log=log)
