@@ -60,6 +60,17 @@ def test_soft_and_one_hot_encoding_by_hand():
     assert abs(loss - 3.0 * (log_z - 0.0)) < 1e-5
 
 
+def test_loss_stride_takes_every_nth_pixel():
+    centres = bin_centres(THREE_BINS, 0.04)
+    rng = np.random.default_rng(2)
+    uv = rng.uniform(0.45, 0.6, (2, 4, 4, 2)).astype(np.float32)
+    logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    w = np.array([0.5, 1.0, 2.0])
+    strided = float(classification_loss(uv, logits, centres, w, 0.04, 5, stride=2))
+    picked = float(classification_loss(uv[:, ::2, ::2], logits[:, ::2, ::2], centres, w, 0.04, 5))
+    assert abs(strided - picked) < F32 * 10 and abs(strided - float(classification_loss(uv, logits, centres, w, 0.04))) > 1e-4
+
+
 def test_annealed_mean_is_the_mode_at_low_temperature_and_the_mean_at_one():
     centres = bin_centres(THREE_BINS, 0.04)
     logits = np.array([[0.3, 1.2, -0.5], [2.0, 0.1, 1.9]], np.float32).reshape(2, 1, 1, 3)
