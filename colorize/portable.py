@@ -9,6 +9,11 @@ thing from the same kind of examples:
 * the same network (`colorize.model.build_colorizer`), loss
   (`colorize.losses.colorize_loss`), optimiser and learning-rate steps
   (`colorize.config.make_optimizer`) and config (`ColorizeConfig`);
+* `--loss classification` (Zhang et al. 2016, `colorize.chroma`), this
+  trainer's only: the bins are those the training pixels fall in (found once
+  at the start, saved in config.json as `chroma_bins`), the rebalancing
+  weights come from the same count, and the dev `uv_mse` is the annealed
+  mean's at the config's temperature;
 * the same examples as `data.datasets.colorize_dataset`: a random square crop
   of 50-100 % of the shorter side, in one of the 8 flips/rotations, resized
   to `size` with antialiased bilinear and split into Y and UV; dev images are
@@ -16,7 +21,8 @@ thing from the same kind of examples:
   accelerator (`data.examples.crop_resize`), equal to `tf.image.resize(...,
   antialias=True)` to float rounding (tested), so the host only gathers images. The random
   stream is NumPy's, seeded by (seed, step): a seeded run repeats itself, but
-  it does not draw the same crops as `colorize.trainer`.
+  it does not draw the same crops as `colorize.trainer`. `--brightness_jitter` /
+  `--contrast_jitter` add hue-keeping stretches of the crops (`data.examples`).
 
 What a run leaves in `workdir`:
 
