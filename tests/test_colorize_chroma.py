@@ -199,3 +199,16 @@ def test_brightness_and_contrast_keep_the_hue():
     whole = whole_images(sizes)
     np.testing.assert_array_equal(np.asarray(make_examples(images, whole, 8)[1]),
                                   np.asarray(rgb_to_yuv(crop_resize(images, whole, 8)))[..., 1:])
+
+
+def test_shipped_classification_colouriser_keeps_luminance_and_its_default_temperature():
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints",
+                        "colorize_classification")
+    meta = json.load(open(os.path.join(path, "config.json")))
+    assert meta["loss"] == "classification" and meta["trained"] and meta["temperature"] == 1.0
+    m = tf.saved_model.load(path)
+    grey = tf.constant(np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(1, 32, 32, 1))
+    rgb = m.signatures["serving_default"](grey=grey)["rgb"].numpy()
+    np.testing.assert_allclose(np.asarray(rgb_to_luma(rgb)), grey.numpy(), atol=4e-6)  # as derived above
+    same = m.signatures[TEMPERATURE_SIGNATURE](grey=grey, temperature=tf.constant(1.0))["rgb"].numpy()
+    assert np.abs(same - rgb).max() < 1e-6
