@@ -19,6 +19,9 @@ from colorize.model import ARCHITECTURE_FIELDS, BACKBONES, SIZE_MULTIPLE
 from common.training import STRATEGIES, load_config
 
 
+LOSSES = ("blurred_mse", "classification")
+
+
 @dataclasses.dataclass(frozen=True)
 class ColorizeConfig:
     """Resolved settings of one colouriser training run (defaults: the paper's)."""
@@ -39,6 +42,15 @@ class ColorizeConfig:
     global_context: bool = False  # image-wide features fused in (Iizuka et al.); not in Guo's network
     output_batchnorm: bool = True  # Guo's BN before the output sigmoid
     low_saturation_weight: float = 0.0  # paper's future work; 0 = the paper's loss
+    loss: str = "blurred_mse"  # the paper's (Guo's); 'classification' = Zhang et al. 2016 (colorize.chroma)
+    chroma_bin_width: float = 0.04  # classification: UV grid spacing of the chroma bins
+    chroma_bins: tuple = ()  # classification: the kept bins' grid indices, found in the training data at the start
+    chroma_neighbours: int = 5  # classification: bins in each soft target (1 = one-hot)
+    chroma_loss_stride: int = 4  # classification: the loss on every 4th pixel each way (Zhang: 1/4 resolution)
+    rebalance_lambda: float = 0.5  # classification: mix with the uniform distribution in the class weights
+    temperature: float = 0.38  # classification: annealed-mean decoding temperature (Zhang's), the export's default
+    brightness_jitter: float = 0.0  # training crops' RGB gain drawn in [1 - b, 1 + b] (0 = off)
+    contrast_jitter: float = 0.0  # training crops' contrast about their mean luma, in [1 - c, 1 + c] (0 = off)
     seed: int = 0
     log_every: int = 50
     sample_every: int = 1000  # sec. 5.1: inspected every 1000 iterations
@@ -61,6 +73,7 @@ class ColorizeConfig:
         except (TypeError, ValueError):
             raise ValueError(f"lr_decay_steps must be step numbers, got {list(self.lr_decay_steps)!r}") from None
         object.__setattr__(self, "lr_decay_steps", steps)
+        object.__setattr__(self, "chroma_bins", tuple(tuple(int(i) for i in b) for b in self.chroma_bins))
 
 
 # Fields a resumed run may change without changing what is learned.
@@ -79,6 +92,23 @@ def validate(config: ColorizeConfig) -> None:
             raise ValueError(f"{name} must be positive, got {getattr(config, name)}")
     if config.low_saturation_weight < 0:
         raise ValueError("low_saturation_weight must be >= 0")
+    if config.loss not in LOSSES:
+        raise ValueError(f"unknown loss {config.loss!r}; choose from {LOSSES}")
+    if config.loss == "classification":
+        if not 0 < config.chroma_bin_width <= 0.5:
+            raise ValueError(f"chroma_bin_width must be in (0, 0.5] UV units, got {config.chroma_bin_width}")
+        if config.chroma_loss_stride < 1:
+            raise ValueError(f"chroma_loss_stride must be >= 1, got {config.chroma_loss_stride}")
+        if config.chroma_neighbours < 1:
+            raise ValueError(f"chroma_neighbours must be >= 1, got {config.chroma_neighbours}")
+        if not 0 <= config.rebalance_lambda <= 1:
+            raise ValueError(f"rebalance_lambda must be in [0, 1], got {config.rebalance_lambda}")
+        if not config.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {config.temperature}")
+        if config.low_saturation_weight:
+            raise ValueError("low_saturation_weight re-weights the blurred MSE; it does not apply to --loss classification")
+    if not (0 <= config.brightness_jitter < 1 and 0 <= config.contrast_jitter < 1):
+        raise ValueError("brightness_jitter and contrast_jitter must be in [0, 1)")
     if not config.learning_rate > 0:
         raise ValueError("learning_rate must be positive")
     if list(config.lr_decay_steps) != sorted(set(config.lr_decay_steps)) or any(s <= 0 for s in config.lr_decay_steps):
@@ -152,5 +182,5 @@ def check_resume_config(workdir: str, config: ColorizeConfig) -> None:
         logging.info("resuming %s with changed settings (old, new): %s", workdir, changed)
 
 
-__all__ = ["ColorizeConfig", "BOOKKEEPING_FIELDS", "validate", "learning_rate", "make_optimizer", "use_config_learning_rate",
+__all__ = ["ColorizeConfig", "LOSSES", "BOOKKEEPING_FIELDS", "validate", "learning_rate", "make_optimizer", "use_config_learning_rate",
            "check_resume_config"]

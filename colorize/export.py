@@ -6,6 +6,9 @@ loads: signature `serving_default`, `grey [B,H,W,1]` in [0,1] ->
 `{"rgb": [B,H,W,3] in [0,1], "uv": [B,H,W,2]}`, the luminance of `rgb` equal
 to the input. It refuses to replace a non-empty `--output` unless `--overwrite`.
 
+`--temperature T` sets a classification model's default decoding temperature
+(its `with_temperature` signature takes any).
+
 `--untrained` exports freshly initialised weights instead (no run needed), to
 try the pipeline end to end; such models say so in their `config.json` and the
 pipeline warns that their colours mean nothing.
@@ -22,6 +25,8 @@ flags.DEFINE_string(
     "Which weights: 'latest', 'best' (lowest dev loss; the paper saw overfitting after ~30k steps, sec. 5.1) "
     "or a step number still in workdir/ckpt.",
 )
+flags.DEFINE_float("temperature", None, "Classification models (--loss classification): the serving default's "
+                   "annealed-mean temperature (default: the run's --temperature); chosen on the dev split.")
 flags.DEFINE_boolean("overwrite", False, "Replace a non-empty --output.")
 flags.DEFINE_boolean("untrained", False, "Export a freshly initialised model (no --workdir; for trying the pipeline).")
 flags.DEFINE_string(
@@ -51,6 +56,12 @@ def main(argv):
                 raise app.UsageError("give --workdir (a colorize.train run) or --untrained")
             model, step, config = restore_colorizer(FLAGS.workdir, FLAGS.checkpoint)
             trained = step > 0
+            if FLAGS.temperature is not None:
+                if config.get("loss") != "classification":
+                    raise ValueError("--temperature applies to --loss classification models only")
+                if not FLAGS.temperature > 0:
+                    raise ValueError(f"--temperature must be > 0, got {FLAGS.temperature}")
+                config = dict(config, temperature=FLAGS.temperature)
         out = export_colorizer(model, FLAGS.output, config, steps_trained=step, trained=trained, overwrite=FLAGS.overwrite)
     except (ExportError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None

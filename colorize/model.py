@@ -199,18 +199,24 @@ def _global_context(c4, name: str = "global"):
     return layers.Add(name=f"{name}_fuse")([c4, layers.Reshape((1, 1, channels), name=f"{name}_broadcast")(g)])
 
 
-# The settings that define the network (beyond its weights): `build_colorizer`'s
-# keyword arguments that a training run records in its config.json.
-ARCHITECTURE_FIELDS = ("freeze_backbone", "backbone", "global_context", "output_batchnorm")
+# `build_colorizer`'s keyword arguments that a training run records in its config.json as they are.
+BUILD_FIELDS = ("freeze_backbone", "backbone", "global_context", "output_batchnorm")
+# The settings that define the network (beyond its weights): those, and the loss with its chroma
+# bins (a classification run's head has one output per bin, `colorize.chroma`).
+ARCHITECTURE_FIELDS = BUILD_FIELDS + ("loss", "chroma_bin_width")
 
 
 def architecture(config: Mapping[str, Any]) -> dict:
     """`build_colorizer` keyword arguments from a run's config (its dict or config.json).
 
     Fields an older config lacks are left out, so `build_colorizer`'s defaults
-    (Guo's network) apply to them.
+    (Guo's network, a UV head) apply to them. A `loss: classification` config
+    gives `chroma_bins`, the number of its bins.
     """
-    return {k: config[k] for k in ARCHITECTURE_FIELDS if k in config}
+    kwargs = {k: config[k] for k in BUILD_FIELDS if k in config}
+    if config.get("loss") == "classification":
+        kwargs["chroma_bins"] = len(config["chroma_bins"])
+    return kwargs
 
 
 def build_colorizer(
@@ -220,6 +226,7 @@ def build_colorizer(
     backbone: str = "vgg16",
     global_context: bool = False,
     output_batchnorm: bool = True,
+    chroma_bins: int = 0,
 ) -> keras.Model:
     """Builds the residual-encoder colouriser.
 
@@ -240,6 +247,11 @@ def build_colorizer(
             cannot say "this batch is nearly grey"; without ImageNet features
             it kept our networks at the grey baseline. False feeds the
             convolution (with a bias) to the sigmoid directly.
+        chroma_bins: 0 for the UV head (below); Q > 0 for a classification
+            head (`colorize.chroma`): the last decoder level keeps the width of
+            the first encoder level, the grey skip is concatenated, and a 1x1
+            convolution gives logits `[B, H, W, Q]` over the chroma bins
+            (`output_batchnorm` does not apply).
 
     Returns:
         A model mapping grey `[B, H, W, 1]` in [0, 1] (H, W multiples of 8)
@@ -263,10 +275,16 @@ def build_colorizer(
 
     x = layers.BatchNormalization(name="bn_4")(c4)
     x = layers.ReLU(name="b_conv4_relu")(_conv(c3.shape[-1], 1, "b_conv4")(x))
-    for skip, filters, level in ((c3, c2.shape[-1], 3), (c2, c1.shape[-1], 2), (c1, 3, 1)):
+    last = c1.shape[-1] if chroma_bins else 3
+    for skip, filters, level in ((c3, c2.shape[-1], 3), (c2, c1.shape[-1], 2), (c1, last, 1)):
         x = BilinearUpsample2x(name=f"up_{level + 1}")(x)
         x = layers.Add(name=f"b_conv{level}_input")([layers.BatchNormalization(name=f"bn_{level}")(skip), x])
         x = _conv_bn_relu(x, filters, f"b_conv{level}")
+    if chroma_bins:
+        x = layers.Concatenate(name="b_conv0_input")([x, layers.BatchNormalization(name="bn_0")(grey3)])
+        x = _conv_bn_relu(x, last, "b_conv0", keras.initializers.HeNormal())
+        logits = _conv(int(chroma_bins), 1, "output_logits", keras.initializers.HeNormal(), use_bias=True)(x)
+        return keras.Model(grey, logits, name=name)
     x = layers.Add(name="b_conv0_input")([layers.BatchNormalization(name="bn_0")(grey3), x])
     x = _conv_bn_relu(x, 3, "b_conv0")
     x = _conv(2, 3, "output_conv", use_bias=not output_batchnorm)(x)
@@ -278,5 +296,5 @@ def build_colorizer(
     return keras.Model(grey, uv, name=name)
 
 
-__all__ = ["build_colorizer", "build_backbone", "build_compact_backbone", "architecture", "ARCHITECTURE_FIELDS",
+__all__ = ["build_colorizer", "build_backbone", "build_compact_backbone", "architecture", "ARCHITECTURE_FIELDS", "BUILD_FIELDS",
            "BACKBONES", "compose_rgb", "vgg_preprocess", "U_MAX", "V_MAX", "SIZE_MULTIPLE"]

@@ -9,6 +9,11 @@ thing from the same kind of examples:
 * the same network (`colorize.model.build_colorizer`), loss
   (`colorize.losses.colorize_loss`), optimiser and learning-rate steps
   (`colorize.config.make_optimizer`) and config (`ColorizeConfig`);
+* `--loss classification` (Zhang et al. 2016, `colorize.chroma`), this
+  trainer's only: the bins are those the training pixels fall in (found once
+  at the start, saved in config.json as `chroma_bins`), the rebalancing
+  weights come from the same count, and the dev `uv_mse` is the annealed
+  mean's at the config's temperature;
 * the same examples as `data.datasets.colorize_dataset`: a random square crop
   of 50-100 % of the shorter side, in one of the 8 flips/rotations, resized
   to `size` with antialiased bilinear and split into Y and UV; dev images are
@@ -16,7 +21,8 @@ thing from the same kind of examples:
   accelerator (`data.examples.crop_resize`), equal to `tf.image.resize(...,
   antialias=True)` to float rounding (tested), so the host only gathers images. The random
   stream is NumPy's, seeded by (seed, step): a seeded run repeats itself, but
-  it does not draw the same crops as `colorize.trainer`.
+  it does not draw the same crops as `colorize.trainer`. `--brightness_jitter` /
+  `--contrast_jitter` add hue-keeping stretches of the crops (`data.examples`).
 
 What a run leaves in `workdir`:
 
@@ -45,6 +51,7 @@ import numpy as np
 from absl import logging
 from keras import ops
 
+from colorize.chroma import ChromaHead, counts_in, data_bins
 from colorize.config import ColorizeConfig, check_resume_config, make_optimizer, use_config_learning_rate, validate
 from colorize.losses import colorize_loss, uv_mse
 from colorize.model import architecture, build_colorizer
@@ -102,25 +109,33 @@ class _Batches(keras.utils.PyDataset):
     def __getitem__(self, i: int):
         rng = np.random.default_rng([self.config.seed, self.start + i])
         idx = rng.integers(0, len(self.images), self.config.batch_size)
-        crops = random_crops(rng, self.sizes[idx])
+        crops = random_crops(rng, self.sizes[idx], self.config.brightness_jitter, self.config.contrast_jitter)
         return (self.images[idx], crops), np.zeros((len(idx), 1, 1, 1), np.float32)
 
 
 def evaluate(colorizer: keras.Model, images: np.ndarray, sizes: np.ndarray, size: int,
-             batch_size: int) -> dict:
+             batch_size: int, head: Optional[ChromaHead] = None) -> dict:
     """Dev metrics of the whole images resized to `size`, as `colorize.trainer` logs them.
 
+    Args:
+        head: a classification run's bins: `loss` is then its class-rebalanced
+            cross-entropy, and `uv_mse` that of the annealed mean.
+
     Returns:
-        `{"loss", "uv_mse", "grey_baseline_loss"}`, means over images.
+        `{"loss", "uv_mse", "grey_baseline_loss", "grey_uv_mse"}`, means over images
+        (`grey_baseline_loss`: the blurred MSE of grey; for the UV head it is `loss`'s baseline).
     """
-    totals, count = {"loss": 0.0, "uv_mse": 0.0, "grey_baseline_loss": 0.0}, 0
+    totals, count = {"loss": 0.0, "uv_mse": 0.0, "grey_baseline_loss": 0.0, "grey_uv_mse": 0.0}, 0
     for s in range(0, len(images), batch_size):
         y, uv = make_examples(images[s:s + batch_size], whole_images(sizes[s:s + batch_size]), size)
-        pred = colorizer(y, training=False)
+        out = colorizer(y, training=False)
+        pred = head.decode(out) if head is not None else out
+        grey = ops.full(ops.shape(uv), UV_OFFSET)
         n = int(y.shape[0])
-        totals["loss"] += float(colorize_loss(uv, pred)) * n
+        totals["loss"] += float(head.loss(uv, out) if head is not None else colorize_loss(uv, pred)) * n
         totals["uv_mse"] += float(uv_mse(uv, pred)) * n
-        totals["grey_baseline_loss"] += float(colorize_loss(uv, ops.full(ops.shape(uv), UV_OFFSET))) * n
+        totals["grey_baseline_loss"] += float(colorize_loss(uv, grey)) * n
+        totals["grey_uv_mse"] += float(uv_mse(uv, grey)) * n
         count += n
     return {k: v / count for k, v in totals.items()}
 
@@ -195,8 +210,10 @@ def _restore_state(path: str, colorizer: keras.Model, optimizer) -> int:
 class _Progress(keras.callbacks.Callback):
     """Logging, NaN stop, checkpoints, dev evaluation and best weights, by global step."""
 
-    def __init__(self, config: ColorizeConfig, workdir: str, start: int, colorizer, optimizer, dev):
+    def __init__(self, config: ColorizeConfig, workdir: str, start: int, colorizer, optimizer, dev,
+                 head: Optional[ChromaHead] = None):
         super().__init__()
+        self.head = head
         self.config, self.workdir, self.start = config, workdir, start
         self.colorizer, self.optimizer, self.dev = colorizer, optimizer, dev
         self.step, self.losses, self.last_dev = start, [], {}
@@ -225,7 +242,7 @@ class _Progress(keras.callbacks.Callback):
             self._window = (n, self._sum, now)
         if self.dev is not None and (self.step % c.eval_every == 0 or self.step == c.iterations):
             self._sync()
-            self.last_dev = evaluate(self.colorizer, *self.dev, c.size, c.batch_size)
+            self.last_dev = evaluate(self.colorizer, *self.dev, c.size, c.batch_size, self.head)
             logging.info("step %d dev: %s", self.step, " ".join(f"{k}={v:.5g}" for k, v in sorted(self.last_dev.items())))
             if c.keep_best and self.last_dev["loss"] < self.best_loss:
                 self.best_loss = self.last_dev["loss"]
@@ -296,6 +313,14 @@ def train(config: ColorizeConfig, workdir: str) -> PortableResult:
         dev = load_images(dev_files[: config.eval_images] if config.eval_images > 0 else dev_files)
     except ValueError as e:
         logging.warning("no dev evaluation: %s", e)
+    head = None
+    if config.loss == "classification":
+        found = data_bins(images, sizes, config.chroma_bin_width)
+        if not config.chroma_bins:  # a new run keeps the bins its training pixels fall in
+            config = dataclasses.replace(config, chroma_bins=tuple(map(tuple, found[0].tolist())))
+        head = ChromaHead.from_config(dataclasses.asdict(config), counts_in(config.chroma_bins, *found))
+        logging.info("%d chroma bins of width %g; rebalancing weights %.3g..%.3g (lambda %g)", len(head.centres),
+                     config.chroma_bin_width, head.weights.min(), head.weights.max(), config.rebalance_lambda)
     resume = state_path(workdir)
     if resume:
         check_resume_config(workdir, config)
@@ -310,9 +335,12 @@ def train(config: ColorizeConfig, workdir: str) -> PortableResult:
         logging.info("resumed from %s at step %d", resume, start)
         use_config_learning_rate(optimizer, config)
     weight = float(config.low_saturation_weight)
-    model.compile(optimizer=optimizer, loss=lambda _, out: colorize_loss(out[..., :2], out[..., 2:], weight),
-                  jit_compile="auto")
-    progress = _Progress(config, workdir, start, colorizer, optimizer, dev)
+    if head is not None:
+        loss = lambda _, out: head.loss(out[..., :2], out[..., 2:])  # noqa: E731
+    else:
+        loss = lambda _, out: colorize_loss(out[..., :2], out[..., 2:], weight)  # noqa: E731
+    model.compile(optimizer=optimizer, loss=loss, jit_compile="auto")
+    progress = _Progress(config, workdir, start, colorizer, optimizer, dev, head)
     if start < config.iterations:
         try:
             model.fit(_Batches(images, sizes, config, start), epochs=1, verbose=0, callbacks=[progress],

@@ -51,6 +51,25 @@ flags.DEFINE_float(
     "Extra weight on pixels predicted greyer than the target (the paper's future work against washed-out "
     "colours, sec. 6); 0 = the paper's loss.",
 )
+flags.DEFINE_enum(
+    "loss", "blurred_mse", ["blurred_mse", "classification"],
+    "blurred_mse: the paper's (Guo's) MSE of the chroma plain and after 3x3 and 5x5 Gaussian blurs (sec. 4.1); "
+    "classification: Zhang et al. 2016, class-rebalanced cross-entropy over quantised UV bins, decoded by the "
+    "annealed mean (colorize.chroma; --portable only).",
+)
+flags.DEFINE_float("chroma_bin_width", 0.04, "--loss classification: UV grid spacing of the bins (the bins "
+                   "the training pixels fall in are kept).")
+flags.DEFINE_integer("chroma_neighbours", 5, "--loss classification: nearest bins in each soft target (Zhang: 5; "
+                     "1 = one-hot).")
+flags.DEFINE_integer("chroma_loss_stride", 4, "--loss classification: take the loss on every Nth pixel each way "
+                     "(Zhang et al.: a quarter of the resolution; 1 = every pixel).")
+flags.DEFINE_float("rebalance_lambda", 0.5, "--loss classification: class weights ((1-l) p + l/Q)^-1 (Zhang: 0.5; "
+                   "1 = no rebalancing).")
+flags.DEFINE_float("temperature", 0.38, "--loss classification: annealed-mean temperature for the dev metrics and "
+                   "the export's default (Zhang: 0.38; toward 0 the mode, 1 the mean).")
+flags.DEFINE_float("brightness_jitter", 0.0, "--portable: training crops' RGB gain in [1-b, 1+b] (hue kept; 0 = off).")
+flags.DEFINE_float("contrast_jitter", 0.0, "--portable: training crops' contrast about their mean luma in [1-c, 1+c] "
+                   "(hue kept; 0 = off).")
 flags.DEFINE_integer("seed", 0, "Seed for initialisation, shuffling and augmentation.")
 flags.DEFINE_integer("log_every", 50, "Log loss and steps/s every N steps.")
 flags.DEFINE_integer("sample_every", 1000, "Save grey|prediction|truth sheets every N steps (sec. 5.1: 1000).")
@@ -80,7 +99,7 @@ def config_from_flags():
     """The frozen config of the parsed flags."""
     from colorize.config import ColorizeConfig
 
-    names = [f.name for f in dataclasses.fields(ColorizeConfig)]
+    names = [f.name for f in dataclasses.fields(ColorizeConfig) if f.name != "chroma_bins"]  # found in the data
     return ColorizeConfig(**{name: FLAGS[name].value for name in names})
 
 

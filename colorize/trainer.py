@@ -90,6 +90,9 @@ def train(config: ColorizeConfig, workdir: str) -> TrainResult:
             good checkpoint is kept).
     """
     validate(config)
+    if config.loss != "blurred_mse" or config.brightness_jitter or config.contrast_jitter:
+        raise ValueError("--loss classification and the brightness/contrast jitter are the portable trainer's "
+                         "(colorize.train --portable); this trainer has the paper's blurred MSE")
     if os.path.isdir(os.path.join(workdir, "state")):
         raise ValueError(f"{workdir} holds a --portable run (state/); continue it with --portable, or use a new --workdir")
     strategy = make_strategy(config.strategy)

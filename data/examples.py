@@ -6,6 +6,14 @@ backend: a crop of 50-100 % of the shorter side in one of the 8
 flips/rotations (training) or the whole image (evaluation), resized with
 antialiased bilinear and split into Y and UV. Crop, flip and resize are one
 batched product with per-image interpolation matrices (`crop_resize`).
+
+Brightness and contrast (`random_crops(..., brightness, contrast)`, off by
+default) keep colours true: they act on the crop's RGB as one linear stretch of
+all three channels, `rgb' = clip(gain * (m + c * (rgb - m)))` with m the crop's
+mean luma, as another display stretch of the same data would. So Y changes
+and U, V (B - Y, R - Y) scale with it: the hue never moves and the example's Y
+and UV remain those of a real RGB image. (Changing Y alone would pair the new
+luminance with the old chroma, a different, more or less saturated colour.)
 """
 from __future__ import annotations
 
@@ -15,12 +23,12 @@ import numpy as np
 from absl import logging
 from keras import ops
 
-from data.colour import rgb_to_yuv
+from data.colour import rgb_to_luma, rgb_to_yuv
 from data.io import ImageReadError, read_rgb
 
 # Columns of a crop-parameter row: top, left, height, width (input pixels),
-# then flip up-down, flip left-right, transpose (0/1).
-N_CROP_PARAMS = 7
+# then flip up-down, flip left-right, transpose (0/1), then RGB gain and contrast (1 = unchanged).
+N_CROP_PARAMS = 9
 
 
 def load_images(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -54,16 +62,21 @@ def load_images(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return images, sizes
 
 
-def random_crops(rng: np.random.Generator, sizes: np.ndarray) -> np.ndarray:
-    """Crop parameters `[B, 7]` float32 for training (see `N_CROP_PARAMS`).
+def random_crops(rng: np.random.Generator, sizes: np.ndarray, brightness: float = 0.0,
+                 contrast: float = 0.0) -> np.ndarray:
+    """Crop parameters `[B, 9]` float32 for training (see `N_CROP_PARAMS`).
 
     A square of 50-100 % of each image's shorter side at a random place, and
     one of the 8 flips/rotations (the sky has no preferred orientation): the
-    draws of `data.datasets.colorize_example`.
+    draws of `data.datasets.colorize_example`. Then a gain in [1 - brightness,
+    1 + brightness] and a contrast in [1 - contrast, 1 + contrast] (drawn only
+    when non-zero, so the default stream is the crops' alone).
 
     Args:
         rng: NumPy generator.
         sizes: `[B, 2]` (height, width) of the images.
+        brightness: half-width of the gain's range, in [0, 1).
+        contrast: half-width of the contrast's range, in [0, 1).
     """
     b = len(sizes)
     short = sizes.min(axis=1)
@@ -71,13 +84,29 @@ def random_crops(rng: np.random.Generator, sizes: np.ndarray) -> np.ndarray:
     top = rng.integers(0, sizes[:, 0] - side + 1)
     left = rng.integers(0, sizes[:, 1] - side + 1)
     flips = rng.integers(0, 2, (b, 3))
-    return np.column_stack([top, left, side, side, flips]).astype(np.float32)
+    gain = rng.uniform(1.0 - brightness, 1.0 + brightness, b) if brightness else np.ones(b)
+    stretch = rng.uniform(1.0 - contrast, 1.0 + contrast, b) if contrast else np.ones(b)
+    return np.column_stack([top, left, side, side, flips, gain, stretch]).astype(np.float32)
 
 
 def whole_images(sizes: np.ndarray) -> np.ndarray:
-    """Crop parameters `[B, 7]` float32 that take each whole image, unflipped (evaluation)."""
+    """Crop parameters `[B, 9]` float32 that take each whole image, unflipped, unchanged (evaluation)."""
     b = len(sizes)
-    return np.column_stack([np.zeros((b, 2)), sizes, np.zeros((b, 3))]).astype(np.float32)
+    return np.column_stack([np.zeros((b, 2)), sizes, np.zeros((b, 3)), np.ones((b, 2))]).astype(np.float32)
+
+
+def stretch_rgb(rgb, gain, contrast):
+    """`clip(gain * (m + contrast * (rgb - m)), 0, 1)` per image, m its mean luma (see module doc).
+
+    Args:
+        rgb: `[B, H, W, 3]` in [0, 1].
+        gain, contrast: `[B]`; 1 and 1 leave the image as it is.
+    """
+    m = ops.mean(rgb_to_luma(rgb), axis=(1, 2, 3), keepdims=True)
+    g = ops.reshape(gain, (-1, 1, 1, 1))
+    c = ops.reshape(contrast, (-1, 1, 1, 1))
+    same = ops.logical_and(ops.equal(g, 1.0), ops.equal(c, 1.0))  # exactly the input (m + (x - m) may round)
+    return ops.where(same, rgb, ops.clip(g * (m + c * (rgb - m)), 0.0, 1.0))
 
 
 def _resize_weights(start, length, flip, in_len: int, out_len: int):
@@ -122,9 +151,16 @@ def crop_resize(images, params, size: int):
 
 
 def make_examples(images, params, size: int):
-    """`(y [B, size, size, 1], uv [B, size, size, 2])`, as `data.datasets.colorize_example` gives them."""
-    yuv = rgb_to_yuv(crop_resize(images, params, size))
+    """`(y [B, size, size, 1], uv [B, size, size, 2])`, as `data.datasets.colorize_example` gives them.
+
+    Rows of `params` with N_CROP_PARAMS columns also apply their gain and contrast (`stretch_rgb`).
+    """
+    rgb = crop_resize(images, params, size)
+    if params.shape[-1] == N_CROP_PARAMS:
+        p = ops.cast(params, "float32")
+        rgb = stretch_rgb(rgb, p[:, 7], p[:, 8])
+    yuv = rgb_to_yuv(rgb)
     return yuv[..., :1], yuv[..., 1:]
 
 
-__all__ = ["N_CROP_PARAMS", "load_images", "random_crops", "whole_images", "crop_resize", "make_examples"]
+__all__ = ["N_CROP_PARAMS", "load_images", "random_crops", "whole_images", "crop_resize", "stretch_rgb", "make_examples"]

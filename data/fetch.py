@@ -15,7 +15,9 @@ Files are copied byte for byte (never re-encoded). `OUT/sources.json` gets one
 record per file: file, source, origin, credit, info_url, sha256, format, width,
 height, mode ("rgb" | "rgba" | "palette" | "grey"), grey, chroma and
 true_colour. Palette and greyscale images are flagged, since colour targets
-must be true colour (`--only_true_colour` leaves them out).
+must be true colour (`--only_true_colour` leaves them out). Images held out for
+the cross-domain evaluation (`data.domains.is_held_out_credit` on the credit:
+Hubble's) are not copied unless `--nohold_out`; their records say `held_out: true`.
 
 Re-running is idempotent: a file whose sha256 already matches is left alone; a
 different file already at a target name is reported and kept unless
@@ -32,6 +34,7 @@ from absl import app, flags
 
 from common.training import atomic_write_bytes
 from data import sources
+from data.domains import is_held_out_credit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("source", None, ["stellarium", "url-list"], "Where the images come from.")
@@ -47,6 +50,9 @@ flags.DEFINE_integer("min_size", 0,
                      "than a 2040x1356 tile; data.prepare makes that cut, so the default keeps everything.")
 flags.DEFINE_boolean("only_true_colour", False,
                      "Skip palette and greyscale images (colour targets must be true colour).")
+flags.DEFINE_boolean("hold_out", True,
+                     "Leave out the Stellarium images held out for the cross-domain evaluation (Hubble-credited, "
+                     "data.domains.is_held_out_credit): not copied, recorded in sources.json with held_out: true.")
 flags.DEFINE_boolean("overwrite", False, "Replace an existing different file at a target name (default: keep it).")
 flags.DEFINE_integer("retries", 3, "Extra attempts per URL after network errors, 5xx and truncated bodies.")
 flags.DEFINE_float("timeout", 60.0, "Seconds per network operation.")
@@ -67,6 +73,7 @@ class FetchConfig:
     limit: int = 0
     min_size: int = 0
     only_true_colour: bool = False
+    hold_out: bool = True
     overwrite: bool = False
     retries: int = 3
     timeout: float = 60.0
@@ -183,13 +190,19 @@ def fetch_stellarium(config: FetchConfig, progress: bool = False,
             if reason:
                 report.add("skipped")
                 continue
+            credit = credits.get(name, {"credit": "", "info_url": ""})
             digest = sources.sha256_file(src)
+            record = {"file": name, "source": "stellarium", "origin": STELLARIUM_ORIGIN + name,
+                      "credit": credit["credit"], "info_url": credit["info_url"], "sha256": digest, **info}
+            if config.hold_out and is_held_out_credit(credit["credit"]):
+                # Recorded, never copied: data.prepare also skips a held-out record whose file an older run left.
+                report.add("held_out")
+                records[name] = {**record, "held_out": True}
+                continue
             status, message = _place(src, os.path.join(config.out, name), digest, config, move=False)
             report.add(status, name, message)
             if status != "conflict":
-                credit = credits.get(name, {"credit": "", "info_url": ""})
-                records[name] = {"file": name, "source": "stellarium", "origin": STELLARIUM_ORIGIN + name,
-                                 "credit": credit["credit"], "info_url": credit["info_url"], "sha256": digest, **info}
+                records[name] = record
     finally:  # an interrupted run still records what it placed
         report.manifest = sources.save_manifest(config.out, list(records.values()))
     return report
@@ -315,7 +328,7 @@ def main(argv: Sequence[str]) -> int:
     config = FetchConfig(
         source=FLAGS.source, out=FLAGS.out, url_list=url_list or "", stellarium_dir=FLAGS.stellarium_dir or "",
         cache_dir=FLAGS.cache_dir, limit=FLAGS.limit, min_size=FLAGS.min_size,
-        only_true_colour=FLAGS.only_true_colour, overwrite=FLAGS.overwrite, retries=FLAGS.retries,
+        only_true_colour=FLAGS.only_true_colour, hold_out=FLAGS.hold_out, overwrite=FLAGS.overwrite, retries=FLAGS.retries,
         timeout=FLAGS.timeout, backoff=FLAGS.backoff,
     )
     try:

@@ -17,6 +17,7 @@ import numpy as np
 from absl import logging
 
 from common.training import atomic_write_bytes
+from data.domains import is_held_out_credit
 from data.io import ImageReadError, encode_png, list_images, read_image
 from data.splits import SPLITS
 from data.tiles import tile_boxes
@@ -35,6 +36,7 @@ class PrepareConfig:
     salt: str = ""
     skip_grey: bool = False
     bits: int = 8
+    hold_out: bool = True
 
 
 def split_counts(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
@@ -119,8 +121,32 @@ def _previous_tiles(out: str) -> set[str]:
         return set()
 
 
+def held_out_files(src: str) -> set[str]:
+    """Paths (relative to `src`, '/'-separated) that `src/sources.json` marks as held out of every split.
+
+    A record is held out when `data.fetch` flagged it (`held_out: true`) or its
+    credit is a held-out domain's (`data.domains.is_held_out_credit`). No
+    sources.json: nothing is known to be held out.
+
+    Raises:
+        ValueError: sources.json exists but is not a list of records.
+    """
+    path = os.path.join(src, "sources.json")
+    if not os.path.isfile(path):
+        return set()
+    try:
+        with open(path, encoding="utf-8") as f:
+            records = json.load(f)
+        return {r["file"] for r in records if r.get("held_out") or is_held_out_credit(r.get("credit", ""))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a data.fetch manifest ({e}); --nohold_out ignores it") from e
+
+
 def prepare(config: PrepareConfig, progress: bool = True) -> dict:
     """Cuts tiles from every image under `config.src` into `config.out`.
+
+    Sources that `src/sources.json` marks as held out (`held_out_files`) are in
+    no split when `config.hold_out`.
 
     Returns:
         The manifest dict (also written as `manifest.json` and `manifest.csv`):
@@ -139,7 +165,8 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict:
     if not files:
         raise ValueError(f"{config.src}: no image files (PNG/JPEG/TIFF/FITS) found")
     ids = [os.path.relpath(p, src).replace(os.sep, "/") for p in files]
-    splits = assign_splits(ids, config.split, config.salt)
+    held_out = held_out_files(src) if config.hold_out else set()
+    splits = assign_splits([i for i in ids if i not in held_out], config.split, config.salt)
     previous = _previous_tiles(out)
 
     from tqdm import tqdm
@@ -147,6 +174,10 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict:
     sources, tiles, stems = [], [], set()
     written = 0
     for path, sid in tqdm(list(zip(files, ids)), desc="prepare", unit="img", disable=not progress):
+        if sid in held_out:
+            sources.append({"source": sid, "split": "", "status": "held_out", "tiles": 0,
+                            "reason": "held out for the cross-domain evaluation (sources.json)"})
+            continue
         record = {"source": sid, "split": splits[sid], "status": "ok", "reason": "", "tiles": 0}
         try:
             image = read_image(path)

@@ -33,6 +33,8 @@ flags.DEFINE_enum(
 flags.DEFINE_list("split", ["0.8", "0.1", "0.1"], "train,dev,test fractions (paper sec. 3: 80/10/10).")
 flags.DEFINE_string("salt", "", "Changes the hash that orders sources, giving another deterministic split.")
 flags.DEFINE_boolean("skip_grey", False, "Leave out greyscale sources (colour targets must be true colour).")
+flags.DEFINE_boolean("hold_out", True, "Leave out the sources that --src/sources.json (data.fetch) marks as held "
+                     "out for the cross-domain evaluation (Hubble-credited: data.domains.is_held_out_credit).")
 flags.DEFINE_enum("bits", "8", ["8", "16"], "Bit depth of the PNG tiles.")
 
 def main(argv: Sequence[str]) -> int:
@@ -42,7 +44,7 @@ def main(argv: Sequence[str]) -> int:
     config = PrepareConfig(
         src=FLAGS.src, out=FLAGS.out, tile_width=FLAGS.tile_width, tile_height=FLAGS.tile_height,
         min_policy=FLAGS.min_policy, split=tuple(float(x) for x in FLAGS.split), salt=FLAGS.salt,
-        skip_grey=FLAGS.skip_grey, bits=int(FLAGS.bits),
+        skip_grey=FLAGS.skip_grey, bits=int(FLAGS.bits), hold_out=FLAGS.hold_out,
     )
     try:
         manifest = prepare(config, progress=sys.stderr.isatty())

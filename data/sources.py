@@ -355,8 +355,9 @@ def load_manifest(out: str) -> list[dict]:
 
 
 def save_manifest(out: str, records: list[dict]) -> str:
-    """Writes the records of files that exist in `out`, sorted by file name, atomically."""
-    keep = sorted((r for r in records if os.path.isfile(os.path.join(out, r["file"]))), key=lambda r: r["file"])
+    """Writes the records of files that exist in `out` (and of held-out ones, never copied), by file name, atomically."""
+    keep = sorted((r for r in records if r.get("held_out") or os.path.isfile(os.path.join(out, r["file"]))),
+                  key=lambda r: r["file"])
     path = os.path.join(out, MANIFEST)
     atomic_write_bytes(path, (json.dumps(keep, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     return path

@@ -38,7 +38,8 @@ ARRAY = "<array>"
 
 # RunConfig fields about files, model loading or the whole run, not one image.
 _RUN_LEVEL = {"input", "output", "colorize_model", "srgan_model", "recursive", "skip_existing",
-              "save_intermediate", "progress", "mode", "full", "precision", "jit_compile"}
+              "save_intermediate", "progress", "mode", "full", "precision", "jit_compile",
+              "colour_temperature"}
 # FullOptions fields about output files (the API returns arrays and HDUs).
 _FILE_LEVEL = {"output_format", "report", "residual_map"}
 # FullOptions fields that only FITS input has a use for.
@@ -148,7 +149,8 @@ class Pipeline:
 
     @classmethod
     def load(cls, colorize_model: Optional[str] = None, srgan_model: Optional[str] = None,
-             device: Optional[str] = None, precision: str = "float32", jit_compile: bool = False) -> "Pipeline":
+             device: Optional[str] = None, precision: str = "float32", jit_compile: bool = False,
+             colour_temperature: Optional[float] = None) -> "Pipeline":
         """Loads the colouriser and the SR generator (imports TensorFlow).
 
         Args:
@@ -159,6 +161,8 @@ class Pipeline:
                 "gpu" or a TF device string such as "/GPU:1".
             precision, jit_compile: for the SR generator, as `--precision` and
                 `--jit_compile` (see `pipeline.models.load_model`).
+            colour_temperature: a classification colouriser's annealed-mean
+                temperature (> 0; lower is more saturated), as `--colour_temperature`.
 
         Raises:
             pipeline.models.ModelLoadError: a model not found (the message lists
@@ -173,7 +177,7 @@ class Pipeline:
             srgan_path = resolve_model(srgan_model, "srgan")
         except ModelNotFoundError as e:
             raise ModelLoadError(str(e)) from e
-        colorizer = load_model(colorize_path, "colorize", device=device)
+        colorizer = load_model(colorize_path, "colorize", device=device, colour_temperature=colour_temperature)
         upscaler = load_model(srgan_path, "srgan", precision, jit_compile, device=device)
         return cls(colorizer, upscaler)
 

@@ -88,7 +88,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bool = False,
-               device: Optional[str] = None) -> LoadedModel:
+               device: Optional[str] = None, colour_temperature: Optional[float] = None) -> LoadedModel:
     """Loads a SavedModel written by `colorize.export` or `srgan.export`.
 
     Args:
@@ -102,6 +102,9 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
         jit_compile: compile the (rebuilt) SR generator with XLA.
         device: where to load and run it: None (a GPU when TensorFlow sees
             one, else the CPU), "cpu", "gpu" or a TF device string.
+        colour_temperature: for a classification colouriser (`colorize.chroma`),
+            the annealed-mean temperature > 0 instead of the export's default
+            (its `config.json` `temperature`): lower is more saturated.
 
     Raises:
         ModelLoadError: the folder is missing, is not a SavedModel, or lacks
@@ -110,6 +113,8 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     loaded = _load(path, kind, device)
+    if colour_temperature is not None:
+        loaded = _with_temperature(loaded, kind, float(colour_temperature))
     if precision != "float32" or jit_compile:
         if kind != "srgan" or not {"num_blocks", "filters"} <= set(loaded.config):
             raise ModelLoadError(f"{path}: --precision/--jit_compile need an SR generator exported by srgan.export "
@@ -147,6 +152,19 @@ def _probe(model: LoadedModel, kind: str) -> None:
         what = f"does not upscale {scale}x" if kind == "srgan" else "does not give an RGB image of its input's size"
         raise ModelLoadError(f"{model.path}: the {kind} model {what}: a {side}x{side}x{channels} probe gave "
                              f"{'x'.join(map(str, out.shape[1:]))}, expected {'x'.join(map(str, want[1:]))}")
+
+
+def _with_temperature(loaded: LoadedModel, kind: str, temperature: float) -> LoadedModel:
+    """The colouriser's `with_temperature` signature (see `colorize.saved_model`) at `temperature`."""
+    fn = getattr(loaded._module, "signatures", {}).get("with_temperature") if kind == "colorize" else None
+    if fn is None:
+        raise ModelLoadError(f"{loaded.path}: a colour temperature needs a classification colouriser "
+                             "(colorize.train --loss classification); this model has no with_temperature signature")
+    if not temperature > 0:
+        raise ValueError(f"colour temperature must be > 0, got {temperature}")
+    t = tf.constant(temperature, tf.float32)
+    config = dict(loaded.config, temperature=temperature)
+    return dataclasses.replace(loaded, config=config, fn=lambda grey: fn(grey=grey, temperature=t))
 
 
 def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -> LoadedModel:

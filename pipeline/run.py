@@ -53,6 +53,10 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bf
                   "SR generator precision: float32 runs the exported graph; mixed_* rebuild the generator under "
                   "that Keras policy (GPUs; measured slower on our 2-core CPU, see bench/).")
 flags.DEFINE_boolean("jit_compile", False, "Compile the SR generator with XLA (rebuilds it; see --precision).")
+flags.DEFINE_float("colour_temperature", None,
+                   "A classification colouriser's decoding temperature (Zhang et al. 2016's annealed mean; > 0, "
+                   "lower = more saturated; default: the export's own, 1.0 for checkpoints/colorize_classification). "
+                   "Other colourisers refuse it.")
 flags.DEFINE_enum("consistency", "auto", ["auto", "bicubic", "block", "none"],
                   "Correct the SR output so that degrading it again gives its input (back-projection, Irani & "
                   "Peleg 1991; not in the paper): auto = antialiased bicubic for pictures and faithful mode, 4x4 "
@@ -70,6 +74,7 @@ def main(argv: Sequence[str]) -> int:
         recursive=FLAGS.recursive, skip_existing=FLAGS.skip_existing,
         save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress, mode=FLAGS.mode,
         precision=FLAGS.precision, jit_compile=FLAGS.jit_compile, consistency=FLAGS.consistency,
+        colour_temperature=FLAGS.colour_temperature,
     )
     if FLAGS.mode == "full":
         from pipeline.full import FullOptions

@@ -72,6 +72,7 @@ class RunConfig:
     precision: str = "float32"  # SR generator: float32 | mixed_float16 | mixed_bfloat16
     jit_compile: bool = False  # SR generator compiled with XLA
     consistency: str = "auto"  # pipeline.consistency mode: auto | bicubic | block | none
+    colour_temperature: Optional[float] = None  # classification colouriser's temperature (None: its export's)
 
 
 @dataclasses.dataclass
@@ -144,7 +145,7 @@ def _run(config: RunConfig, log=print) -> RunResult:
     check_output_folder(config.output)
     # The Python API's core: the command and `pipeline.Pipeline` compute alike.
     pipe = Pipeline.load(config.colorize_model, config.srgan_model, precision=config.precision,
-                         jit_compile=config.jit_compile)
+                         jit_compile=config.jit_compile, colour_temperature=config.colour_temperature)
     colorizer, upscaler, scale = pipe.colorizer, pipe.upscaler, pipe.scale
     log(f"device: {describe_device()}")
     log(f"colouriser: {colorizer.description}")

@@ -136,7 +136,7 @@ def test_portable_training_lowers_the_loss_and_writes_its_run(prepared, run20):
     print("before", before, "after", after)
     assert after < 0.5 * before
     assert [s for s, _ in result.losses] == list(range(1, 21)) and np.isfinite([v for _, v in result.losses]).all()
-    assert set(result.dev) == {"loss", "uv_mse", "grey_baseline_loss"}
+    assert set(result.dev) == {"loss", "uv_mse", "grey_baseline_loss", "grey_uv_mse"}
     assert json.load(open(os.path.join(workdir, "state", "step.json")))["step"] == 20
     assert sorted(os.listdir(os.path.join(workdir, "weights"))) == ["step_0000010.weights.h5",
                                                                     "step_0000020.weights.h5"]

@@ -424,7 +424,7 @@ def _stellarium_config(tmp_path, folder, **kw):
 
 
 def test_stellarium_copies_bytes_with_credits_and_flags(tmp_path, fake_stellarium):
-    report = fetch_stellarium(_stellarium_config(tmp_path, fake_stellarium), installed="")
+    report = fetch_stellarium(_stellarium_config(tmp_path, fake_stellarium, hold_out=False), installed="")
     out = tmp_path / "out"
     assert report.counts == {"copied": 5} and report.ok, report.problems
     manifest = _manifest(out)
@@ -469,9 +469,22 @@ def test_stellarium_filters_limit_and_rerun(tmp_path, fake_stellarium):
     assert small.counts == {"skipped": 5}
 
 
+def test_stellarium_holds_out_hubble_credited_images(tmp_path, fake_stellarium):
+    # palette.png is credited to "NASA, ESA and the Hubble Heritage Team": a held-out domain's picture.
+    config = _stellarium_config(tmp_path, fake_stellarium)
+    report = fetch_stellarium(config, installed="")
+    assert report.counts == {"copied": 4, "held_out": 1}
+    assert not (tmp_path / "out" / "palette.png").exists()
+    manifest = _manifest(config.out)
+    assert manifest["palette.png"]["held_out"] is True
+    assert manifest["palette.png"]["credit"] == "NASA, ESA and the Hubble Heritage Team"
+    assert not any(r.get("held_out") for n, r in manifest.items() if n != "palette.png")
+    assert fetch_stellarium(config, installed="").counts == {"unchanged": 4, "held_out": 1}
+
+
 def test_stellarium_missing_listed_file_is_reported(tmp_path, fake_stellarium):
     os.unlink(fake_stellarium / "grey_l.png")
-    report = fetch_stellarium(_stellarium_config(tmp_path, fake_stellarium), installed="")
+    report = fetch_stellarium(_stellarium_config(tmp_path, fake_stellarium, hold_out=False), installed="")
     assert report.counts == {"copied": 4, "failed": 1} and "grey_l.png" in report.problems[0]
 
 
@@ -528,8 +541,8 @@ def test_stellarium_from_a_deb_in_the_cache(tmp_path, fake_stellarium):
                    check=True, capture_output=True, timeout=60)
     config = FetchConfig(source="stellarium", out=str(tmp_path / "out"), cache_dir=str(cache))
     report = fetch_stellarium(config, installed=str(tmp_path / "not-installed"))
-    assert report.counts == {"copied": 5}, report.problems
+    assert report.counts == {"copied": 4, "held_out": 1}, report.problems
     assert _manifest(config.out)["colour_a.png"]["credit"] == "Stephane Dumont"
     # Unpacked once: a second run finds the extraction and does not need the .deb.
     os.unlink(cache / "stellarium-data_0.0-test_all.deb")
-    assert fetch_stellarium(config, installed="").counts == {"unchanged": 5}
+    assert fetch_stellarium(config, installed="").counts == {"unchanged": 4, "held_out": 1}

@@ -103,6 +103,26 @@ def test_min_policies(tmp_path, src_dir):
     assert read_image(str(tmp_path / "p" / padded[0]["file"])).shape == (300, 300, 3)
 
 
+def test_held_out_sources_are_in_no_split(tmp_path, src_dir):
+    # sources.json as data.fetch writes it: one record flagged held_out, one with a Hubble credit, one not.
+    records = [{"file": "ic418.png", "credit": "Digitized Sky Survey", "held_out": True},
+               {"file": "big.png", "credit": "NASA, ESA and The Hubble Heritage Team (STScI/AURA)"},
+               {"file": "broken.png", "credit": "Digitized Sky Survey"}]
+    (src_dir / "sources.json").write_text(json.dumps(records))
+    kw = dict(src=str(src_dir), tile_width=300, tile_height=300, min_policy="keep")
+    m = prepare(PrepareConfig(out=str(tmp_path / "h"), **kw), progress=False)
+    status = {s["source"]: s["status"] for s in m["sources"]}
+    assert status["ic418.png"] == status["big.png"] == "held_out"
+    assert not {"ic418.png", "big.png"} & {t["source"] for t in m["tiles"]}
+    assert not any("ic418" in f or "big" in f for _, _, fs in os.walk(tmp_path / "h") for f in fs if f.endswith(".png"))
+    assert len({t["source"] for t in m["tiles"]}) == 9  # the other sources, broken.png unreadable
+    everything = prepare(PrepareConfig(out=str(tmp_path / "a"), hold_out=False, **kw), progress=False)
+    assert {"ic418.png", "big.png"} <= {t["source"] for t in everything["tiles"]}
+    (src_dir / "sources.json").write_text("{not json")
+    with pytest.raises(ValueError, match="sources.json"):
+        prepare(PrepareConfig(out=str(tmp_path / "b"), **kw), progress=False)
+
+
 def test_prepare_rejects_bad_folders(tmp_path, src_dir):
     with pytest.raises(ValueError, match="does not exist"):
         prepare(PrepareConfig(src=str(tmp_path / "nope"), out=str(tmp_path / "o")))
