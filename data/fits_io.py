@@ -261,6 +261,11 @@ def read_fits(
     if cube is not None:
         plane = 0
         _warn(path, f"data cube of shape {cube}: plane 1 of {int(np.prod(cube[:-2]))} used")
+    return _stretched(path, data, header, index, plane, stretch, interval, percentile, a)
+
+
+def _stretched(path, data, header, index, plane, stretch, interval, percentile, a) -> FitsImage:
+    """The `FitsImage` of 2-D data in FITS row order: stretched, rows flipped to display order, raw kept."""
     s = fit_stretch(path, data, stretch=stretch, interval=interval, percentile=percentile, a=a)
     image = s.apply(data)[::-1, :, None]
     return FitsImage(
@@ -312,12 +317,7 @@ def fits_image_from_hdus(
         raise
     except Exception as e:
         raise ImageReadError(name, f"cannot read FITS data ({_one_line(e)})") from e
-    s = fit_stretch(name, data, stretch=stretch, interval=interval, percentile=percentile, a=a)
-    image = s.apply(data)[::-1, :, None]
-    return FitsImage(
-        image=np.ascontiguousarray(image), header=header, stretch=s, flipped=True, hdu_index=index, plane=plane,
-        raw=data[::-1],
-    )
+    return _stretched(name, data, header, index, plane, stretch, interval, percentile, a)
 
 
 __all__ = ["STRETCHES", "INTERVALS", "Stretch", "FitsImage", "fit_stretch", "read_fits", "fits_image_from_hdus"]

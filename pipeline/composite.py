@@ -92,23 +92,22 @@ def read_frame(path: str, hdu: Optional[int] = None) -> Frame:
     """
     from astropy.io import fits
 
-    # The same checks and image-HDU choice as data.io.read_fits (cubes: first plane).
-    from data.io import _check_file, _find_image_hdu, _one_line
+    # The same checks, size limit, scaling (BSCALE/BZERO/BLANK) and image-HDU choice as
+    # data.fits_io.read_fits (cubes: first plane).
+    from data.fits_io import _read_fits_data
+    from data.io import MAX_PIXELS, _check_file, _one_line
 
     _check_file(path)
+    data, header, index, _ = _read_fits_data(path, hdu, MAX_PIXELS)
     try:
-        with fits.open(path, memmap=True) as hdul:
-            index = _find_image_hdu(path, hdul) if hdu is None else hdu
-            header = hdul[index].header.copy()
+        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
             primary = hdul[0].header.copy()
-            data = np.asarray(hdul[index].data)
-            data = data.reshape((-1,) + data.shape[-2:])[0] if data.ndim > 2 else data
-            data = np.array(data, dtype=np.float32)
             wcs = _celestial_wcs(path, header, hdul)
     except ImageReadError:
         raise
     except Exception as e:
         raise ImageReadError(path, f"cannot read FITS, file corrupt or truncated ({_one_line(e)})") from e
+    data = np.array(data, dtype=np.float32)
     data[~np.isfinite(data)] = np.nan
     if not np.isfinite(data).any():
         raise ImageReadError(path, "no finite pixel values (all NaN/inf)")
