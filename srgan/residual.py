@@ -82,10 +82,10 @@ class BicubicPhases(layers.Layer):
     def __init__(self, scale: int = 4, **kwargs) -> None:
         super().__init__(**kwargs)
         self.scale = int(scale)
-        self._kernel = bicubic_kernel(self.scale, 3)
 
     def call(self, x):
-        kernel = ops.convert_to_tensor(self._kernel, dtype=x.dtype)
+        # Made at call time (25 x 48 x 3 numbers), so the layer holds no state to save or track.
+        kernel = ops.convert_to_tensor(bicubic_kernel(self.scale, 3), dtype=x.dtype)
         pad = [[0, 0], [2, 2], [2, 2], [0, 0]]
         values = ops.conv(ops.pad(x, pad), kernel, padding="valid")
         sums = ops.conv(ops.pad(ops.ones_like(x), pad), kernel, padding="valid")

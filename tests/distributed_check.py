@@ -36,7 +36,8 @@ def main(which: str, data_dir: str, workdir: str) -> dict:
         else:
             from srgan.trainer import SRGANConfig, restore_generator, train
 
-            result = train(SRGANConfig(data_dir=data_dir, num_blocks=1, filters=8, hr_size=32, batch_size=4,
+            # The paper's SRResNet: its batch norm is what synchronised replicas must agree on.
+            result = train(SRGANConfig(data_dir=data_dir, arch="srresnet", num_blocks=1, filters=8, hr_size=32, batch_size=4,
                                        init_steps=2, steps=4, vgg_layer="conv2_2", vgg_weights="none",
                                        eval_every=1000, sample_every=1000, checkpoint_every=1000, log_every=1,
                                        eval_images=1, strategy=strategy, seed=3), work)

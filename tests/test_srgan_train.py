@@ -13,7 +13,9 @@ def sr_data(make_prepared):
     return make_prepared(8, 2)
 
 def _config(data_dir, **kw):
-    base = dict(data_dir=data_dir, num_blocks=1, filters=8, hr_size=32, batch_size=4, init_steps=20, steps=20,
+    # The trainer's machinery on the paper's SRResNet (batch norm, sub-pixel upsampling); the default
+    # residual design is tested in tests/test_sr_design.py.
+    base = dict(data_dir=data_dir, arch="srresnet", num_blocks=1, filters=8, hr_size=32, batch_size=4, init_steps=20, steps=20,
                 decay_every=10, vgg_layer="conv2_2", vgg_weights="none", eval_every=1000, sample_every=1000,
                 checkpoint_every=5, log_every=1000, eval_images=2, learning_rate=1e-3)
     base.update(kw)
@@ -88,11 +90,12 @@ def test_phase_two_step_updates_g_and_d(sr_data, precision):
         assert int(m.d_opt.iterations) == 1 and int(m.g_opt.iterations) == 1
 
 
-def test_crash_then_resume_keeps_step_phase_and_optimisers(tmp_path, sr_data, monkeypatch):
+@pytest.mark.parametrize("arch", ["srresnet", "residual"])
+def test_crash_then_resume_keeps_step_phase_and_optimisers(tmp_path, sr_data, monkeypatch, arch):
     import srgan.trainer as trainer
 
     work = str(tmp_path / "run")
-    config = _config(sr_data, init_steps=3, steps=8, checkpoint_every=2)
+    config = _config(sr_data, init_steps=3, steps=8, checkpoint_every=2, arch=arch)
     real_check = trainer.check_finite
 
     def crash_at_6(values, step):
@@ -124,7 +127,7 @@ def test_crash_then_resume_keeps_step_phase_and_optimisers(tmp_path, sr_data, mo
     assert any(not np.allclose(a, b) for a, b in zip(g_mse.get_weights(), g_gan.get_weights()))
     # The checkpoint fixes the architecture: other model settings are refused up front.
     with pytest.raises(ValueError, match="filters: 8 -> 16"):
-        train(_config(sr_data, init_steps=3, steps=10, filters=16), work)
+        train(_config(sr_data, init_steps=3, steps=10, filters=16, arch=arch), work)
 
 
 def test_learning_rate_schedule_and_validation(sr_data):
