@@ -215,7 +215,7 @@ def _write_fits(path, masked, composite: Composite, H, W, scale, history) -> Non
     base, dropped = _without_lookup_tables(composite.reference.header)
     if dropped:
         history = history + ["compose: D2IM/CPDIS lookup tables dropped (not in this file)"]
-    header = fits_header_for(_sip_scaled(base, scale), H, W, scale, None, False, history)
+    header = fits_header_for(base, H, W, scale, None, False, history)
     for i, f in enumerate(composite.frames, start=1):
         if f is not None:
             header[f"CMPFIL{i}"] = (str(f.filter or "")[:60], f"filter of plane {i}")
@@ -265,26 +265,3 @@ def _without_lookup_tables(header):
     for k in keys:
         out.remove(k, ignore_missing=True, remove_all=True)
     return out, bool(keys)
-
-
-def _sip_scaled(header, scale: int):
-    """`header` with SIP coefficients rescaled for a `scale`x grid when `fits_out.scale_header` does not.
-
-    With u' = s u (pixel offsets from CRPIX) and CD' = CD / s, the sky is kept
-    when f'(u', v') = s f(u, v), i.e. A'_pq = A_pq s^(1-p-q) (B, AP, BP alike).
-    """
-    from pipeline.fits_out import scale_header
-
-    import re
-
-    keys = [k for k in header if re.fullmatch(r"(A|B|AP|BP)_\d+_\d+", k)]
-    if scale == 1 or not keys or "-SIP" not in str(header.get("CTYPE1", "")):
-        return header
-    probe = scale_header(header, 2)
-    if any(probe[k] != header[k] for k in keys):
-        return header  # scale_header rescales SIP itself
-    out = header.copy()
-    for k in keys:
-        p, q = (int(n) for n in k.split("_")[1:])
-        out[k] = float(header[k]) * float(scale) ** (1 - p - q)
-    return out

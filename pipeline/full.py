@@ -283,7 +283,7 @@ def upscaled_bands(frame, upscaler, scale: int, options: FullOptions,
         float32 bands in [0, 1]; in the input's linear units instead when the
         correction is linear and `options.linear_output` is set.
     """
-    from pipeline.consistency import back_project
+    from pipeline.consistency import back_project, consistent_display
     from pipeline.inference import sr_output
 
     operator, linear = correction(consistency, stretch, raw)
@@ -299,7 +299,7 @@ def upscaled_bands(frame, upscaler, scale: int, options: FullOptions,
         sr = sr_output(upscaler.run(np.asarray(tiles, np.float32)))
         if operator is None:
             return sr
-        return np.stack([np.clip(back_project(s, t, scale, operator), 0.0, 1.0) for s, t in zip(sr, tiles)])
+        return np.stack([consistent_display(s, t, scale, operator)[0] for s, t in zip(sr, tiles)])
 
     tiled = LinearFrame(frame, stretch, raw) if linear else frame
     bands = stream_bands(tiled, lambda t: upscale_batch(t[None])[0], scale, options.tile, options.tile_overlap,

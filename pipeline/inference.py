@@ -61,7 +61,7 @@ def colourise_and_upscale(
     Returns:
         (colour `[B, S, S, 3]`, upscaled `[B, scale*S, scale*S, 3]`), both in [0, 1].
     """
-    from pipeline.consistency import back_project, operator_for
+    from pipeline.consistency import consistent_display, operator_for
 
     colour = np.clip(colorizer.run(grey), 0.0, 1.0)
     upscaled = sr_output(upscaler.run(colour))
@@ -69,8 +69,7 @@ def colourise_and_upscale(
     operator = operator_for(consistency, is_raw_frame=False)
     if operator is not None:
         scale = upscaled.shape[1] // colour.shape[1]
-        upscaled = np.stack([np.clip(back_project(u, c, scale, operator), 0.0, 1.0)
-                             for u, c in zip(upscaled, colour)])
+        upscaled = np.stack([consistent_display(u, c, scale, operator)[0] for u, c in zip(upscaled, colour)])
     return colour, upscaled
 
 
