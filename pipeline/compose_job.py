@@ -58,13 +58,45 @@ class ComposeConfig:
     order: str = "wavelength"
     composite: CompositeOptions = CompositeOptions()
     upscale: bool = True
-    sr_on: str = "rgb"
+    sr_on: str = "channels"  # measured best: bench/compose_sr.py
     consistency: str = "auto"
     two_filter_green: str = "mean"
     srgan_model: str = _RUN.srgan_model
     colorize_model: str = _RUN.colorize_model
     formats: tuple = ("png", "fits")
     full: FullOptions = FullOptions()
+
+
+#: FullOptions fields that apply to compose (the others are the single-frame path's).
+_FULL_FIELDS = ("size", "tile", "tile_overlap", "tile_batch")
+
+
+def compose_config(filters: Sequence[str], output: str, **options) -> ComposeConfig:
+    """A `ComposeConfig` from flat keyword options (the Python API's way to give them).
+
+    Args:
+        filters: 1-3 FITS files.
+        output: the results' folder.
+        **options: fields of `ComposeConfig` (`reference`, `order`, `upscale`,
+            `sr_on`, `consistency`, `two_filter_green`, `formats`, model
+            paths), of `pipeline.composite.CompositeOptions` (`stretch`, `Q`,
+            `balance`, ...) and `size`, `tile`, `tile_overlap`, `tile_batch`.
+
+    Raises:
+        ValueError: an option that is none of those (the message lists them).
+    """
+    own = {f.name for f in dataclasses.fields(ComposeConfig)} - {"filters", "output", "composite", "full"}
+    comp = {f.name for f in dataclasses.fields(CompositeOptions)}
+    bad = sorted(set(options) - own - comp - set(_FULL_FIELDS))
+    if bad:
+        raise ValueError(f"unknown compose option {bad[0]!r}; options: "
+                         f"{', '.join(sorted(own | comp | set(_FULL_FIELDS)))}")
+    base = ComposeConfig(filters=(), output="")
+    return ComposeConfig(
+        filters=tuple(filters), output=output,
+        composite=CompositeOptions(**{k: v for k, v in options.items() if k in comp}),
+        full=dataclasses.replace(base.full, **{k: v for k, v in options.items() if k in _FULL_FIELDS}),
+        **{k: (tuple(v) if k == "formats" else v) for k, v in options.items() if k in own})
 
 
 @dataclasses.dataclass
@@ -222,8 +254,9 @@ def _write_outputs(composite: Composite, paths, config: ComposeConfig, result: C
                 "working, not real detail.")
         o = config.full
         operator = correction(config.consistency)[0]
-        history.append(f"compose: x{scale} SR of {_SR_ON_WORDS[config.sr_on]} in {o.tile}px tiles "
-                       f"(overlap {o.tile_overlap}px)" + (f", {operator}-consistent with it" if operator else ""))
+        # One card (72 characters): --sr_on, tiles, the consistency operator.
+        history.append(f"compose: x{scale} SR --sr_on {config.sr_on}, tiles {o.tile}/{o.tile_overlap}px, "
+                       f"consistency {operator or 'none'}")
         # The full-resolution path's tiling and consistency step, the model applied the sr_on way.
         bands = _with_tops(upscaled_bands(rgb, SROnUpscaler(upscaler, config.sr_on), scale, o,
                                           consistency=config.consistency))
