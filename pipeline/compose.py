@@ -3,7 +3,8 @@
 Frames of one field taken in different filters are ordered red -> blue by
 wavelength (PHOTPLAM, WAVELEN or the FILTER name), reprojected onto the
 reference frame's WCS, sky-subtracted, balanced and stretched together into an
-RGB composite, then super-resolved x4 and written as PNG and as a FITS cube with
+RGB composite, then super-resolved x4 (each channel alone by default, `--sr_on`,
+measured by `bench/compose_sr.py`) and written as PNG and as a FITS cube with
 the reference header and the WCS rescaled. Pixels a filter does not cover are
 transparent in PNG and NaN in FITS. One filter falls back to the learned
 colouriser (`pipeline.run --mode full`). Library: `pipeline.compose_job.compose`.

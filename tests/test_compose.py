@@ -374,6 +374,14 @@ def test_each_sr_on_mode_composes_at_4x_and_they_differ_for_a_real_network(tmp_p
         compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / "x"), sr_on="yuv"), log=lambda s: None)
 
 
+def test_default_models_are_found_as_pipeline_run_finds_them(tmp_path, frames):
+    logs = []
+    res = compose(ComposeConfig(filters=(frames[2], frames[1]), output=str(tmp_path), formats=("png",)),
+                  log=logs.append)
+    assert _read_png(res.written[0]).shape == (4 * N, 4 * N, 4)
+    assert any(line.startswith("super-resolution:") and "UNTRAINED" not in line for line in logs)
+
+
 # --------------------------------------------------------------------------- two filters: green
 
 
