@@ -316,7 +316,8 @@ class Pipeline:
         Raises:
             PipelineInputError: an unreadable frame or one without a WCS.
             pipeline.composite.ComposeError, ValueError: frames that cannot go
-                together, a bad option or output folder.
+                together, a bad option. pipeline.runner.OutputError: an output
+                folder that cannot be written.
         """
         from pipeline.compose_job import compose, compose_config
 
