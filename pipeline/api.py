@@ -299,6 +299,37 @@ class Pipeline:
         frame, _ = colour_frame(as_image(image), self.colorizer, full.size)
         return self._gather(frame, full, config.consistency)
 
+    def compose(self, filters, output: str, log=None, **options):
+        """True colour from filters with this pipeline's models: what `python -m pipeline.compose` writes.
+
+        Args:
+            filters: 1-3 FITS paths of one field (one per filter).
+            output: folder for the results (created if missing).
+            log: called with each progress line; None: quiet.
+            **options: the command's options by `pipeline.compose_job.compose_config` names
+                (`sr_on`, `two_filter_green`, `formats`, `stretch`, `Q`, `tile`, ...).
+
+        Returns:
+            `pipeline.compose_job.ComposeResult`: `written` (the files, byte for
+            byte the command's for the same models and options) and `composite`.
+
+        Raises:
+            PipelineInputError: an unreadable frame or one without a WCS.
+            pipeline.composite.ComposeError, ValueError: frames that cannot go
+                together, a bad option. pipeline.runner.OutputError: an output
+                folder that cannot be written.
+        """
+        from pipeline.compose_job import compose, compose_config
+
+        options = {"colorize_model": self.colorizer.path, "srgan_model": self.upscaler.path, **options}
+        try:
+            return compose(compose_config([os.fspath(f) for f in filters], os.fspath(output), **options),
+                           log=log or (lambda line: None), upscaler=self.upscaler, colorizer=self.colorizer)
+        except PipelineInputError:
+            raise
+        except ImageReadError as e:
+            raise PipelineInputError(e.path, e.reason) from e
+
     def process_fits(self, source: Union[str, os.PathLike, Any], **options):
         """Full mode on a FITS frame: the same cube and header as `--mode full --output_format fits`.
 

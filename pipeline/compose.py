@@ -3,7 +3,8 @@
 Frames of one field taken in different filters are ordered red -> blue by
 wavelength (PHOTPLAM, WAVELEN or the FILTER name), reprojected onto the
 reference frame's WCS, sky-subtracted, balanced and stretched together into an
-RGB composite, then super-resolved x4 and written as PNG and as a FITS cube with
+RGB composite, then super-resolved x4 (each channel alone by default, `--sr_on`,
+measured by `bench/compose_sr.py`) and written as PNG and as a FITS cube with
 the reference header and the WCS rescaled. Pixels a filter does not cover are
 transparent in PNG and NaN in FITS. One filter falls back to the learned
 colouriser (`pipeline.run --mode full`). Library: `pipeline.compose_job.compose`.
@@ -18,6 +19,8 @@ from absl import app, flags
 
 from data.io import INTERVALS, STRETCHES
 from pipeline.compose_job import FORMATS, ComposeConfig
+from pipeline.compose_models import GREENS, SR_ON
+from pipeline.consistency import MODES
 from pipeline.composite import CompositeOptions
 
 _C = CompositeOptions()
@@ -44,10 +47,19 @@ flags.DEFINE_float("minimum", _C.minimum, "Lupton black point, in balanced units
 flags.DEFINE_enum("interval", _C.interval, list(INTERVALS), "Interval of a per-channel stretch.")
 flags.DEFINE_float("percentile", _C.percentile, "Level that maps to white (balance, Lupton, percentile interval).")
 flags.DEFINE_boolean("upscale", _J.upscale, "Super-resolve the composite; --noupscale writes the composite alone.")
+flags.DEFINE_enum("sr_on", _J.sr_on, list(SR_ON),
+                  "What the SR model sees: rgb: the composite in one pass; channels: each channel alone as a grey "
+                  "picture; luminance: the luminance, chroma upsampled by bicubic (bench/compose_sr.py measures them).")
+flags.DEFINE_enum("consistency", _J.consistency, list(MODES),
+                  "Correct the SR so that downscaling it gives the composite back (auto: antialiased bicubic).")
+flags.DEFINE_enum("two_filter_green", _J.two_filter_green, list(GREENS),
+                  "Two filters only: mean: G = (R + B) / 2; colouriser: the learned colouriser's G relative to "
+                  "R and B, times their mean (R, B kept as measured).")
 flags.DEFINE_list("output_format", list(_J.formats), f"Any of {', '.join(FORMATS)} (comma-separated).")
 flags.DEFINE_string("srgan_model", _J.srgan_model, "Exported SR generator SavedModel folder.")
-flags.DEFINE_string("colorize_model", _J.colorize_model, "Exported colouriser (used for one filter only).")
-flags.DEFINE_integer("size", _J.full.size, "Colouriser working size (one filter only; a multiple of 16).")
+flags.DEFINE_string("colorize_model", _J.colorize_model,
+                    "Exported colouriser (one filter, or --two_filter_green colouriser).")
+flags.DEFINE_integer("size", _J.full.size, "Colouriser working size (a multiple of 16).")
 flags.DEFINE_integer("tile", _J.full.tile, "SR tile side in input px (memory is bounded by the tile).")
 flags.DEFINE_integer("tile_overlap", _J.full.tile_overlap, "Least overlap between SR tiles in input px.")
 flags.DEFINE_integer("batch_size", _J.full.tile_batch, "SR tiles per model call.")
@@ -63,7 +75,8 @@ def main(argv: Sequence[str]) -> int:
             flux_conserving=FLAGS.flux_conserving, background=FLAGS.background, balance=FLAGS.balance,
             stretch=FLAGS.stretch, interval=FLAGS.interval, percentile=FLAGS.percentile, Q=FLAGS.Q,
             minimum=FLAGS.minimum),
-        upscale=FLAGS.upscale, srgan_model=FLAGS.srgan_model, colorize_model=FLAGS.colorize_model,
+        upscale=FLAGS.upscale, sr_on=FLAGS.sr_on, consistency=FLAGS.consistency,
+        two_filter_green=FLAGS.two_filter_green, srgan_model=FLAGS.srgan_model, colorize_model=FLAGS.colorize_model,
         formats=tuple(FLAGS.output_format),
         full=dataclasses.replace(_J.full, size=FLAGS.size, tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap,
                                  tile_batch=FLAGS.batch_size),

@@ -18,6 +18,7 @@ from astropy.wcs import WCS
 
 from data.io import ImageReadError
 from pipeline.compose_job import ComposeConfig, compose, output_paths
+from pipeline.compose_models import SR_ON, SROnUpscaler, colouriser_green
 from pipeline.composite import ComposeError, CompositeOptions, order_frames, read_frame
 from pipeline.filters import filter_wavelength
 from pipeline.full import FullOptions
@@ -174,7 +175,8 @@ def test_x4_fits_keeps_the_sky_and_gaps_are_nan_and_transparent(tmp_path, frames
     assert rgba.dtype == np.uint8 and rgba.shape == (4 * N, 4 * N, 4)
     opaque = np.isfinite(cube).all(axis=0)[::-1]  # FITS rows bottom-up, PNG rows top-down
     assert ((rgba[..., 3] == 255) == opaque).all() and set(np.unique(rgba[..., 3])) == {0, 255}
-    assert any("RGB composite" in line for line in logs)
+    assert any("on each channel alone" in line for line in logs)  # the default --sr_on channels
+    assert "compose: x4 SR --sr_on channels, tiles 64/16px, consistency bicubic" in head["HISTORY"]
 
 
 def test_two_filters_make_green_their_mean(tmp_path, frames):
@@ -300,3 +302,154 @@ def test_reference_picks_the_grid_and_header(tmp_path, frames):
     with pytest.raises(ValueError, match="--reference x.fits is not one of --filters"):
         compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / "o"), reference="x.fits"),
                 log=lambda s: None)
+
+
+# --------------------------------------------------------------------------- how SR sees the composite
+
+
+@pytest.fixture(scope="module")
+def bicubic_sr(tmp_path_factory):
+    """The residual SR design untrained, exported: it is exactly bicubic (its residual layer starts at zero)."""
+    import keras
+
+    from pipeline.models import load_model
+    from srgan.model import build_generator
+    from srgan.saved_model import export_saved_model
+
+    keras.utils.set_random_seed(0)
+    path = export_saved_model(build_generator(num_blocks=1, filters=4, scale=4, arch="residual"),
+                              str(tmp_path_factory.mktemp("exports") / "bicubic"),
+                              {"arch": "residual", "num_blocks": 1, "filters": 4, "scale": 4, "trained": False})
+    return load_model(path, "srgan")
+
+
+def _gathered(rgb, upscaler, sr_on, consistency):
+    from pipeline.full import upscaled_bands
+
+    return np.concatenate(list(upscaled_bands(rgb, SROnUpscaler(upscaler, sr_on), 4,
+                                              FullOptions(tile=32, tile_overlap=8), consistency=consistency)))
+
+
+def test_sr_on_modes_agree_when_the_model_is_bicubic(bicubic_sr):
+    """A bicubic "model" is linear and works on each channel alone, so rgb, channels and luminance must give
+    the same picture: channels feeds it grey copies of each channel (luma of a grey output = that channel);
+    luminance upsamples Y by the model and U, V by bicubic, and YUV is linear, so the sum is bicubic RGB.
+    That holds while nothing is clipped, hence a smooth colour composite well inside [0, 1] (a grey
+    composite would also agree, but could not tell the channels apart, e.g. a channel-order bug)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    rgb = np.stack([ndimage.gaussian_filter(rng.normal(size=(40, 56)), 2.0) for _ in range(3)], axis=-1)
+    rgb = (0.5 + 0.3 * rgb / np.abs(rgb).max()).astype(np.float32)  # in [0.2, 0.8]
+    out = {m: _gathered(rgb, bicubic_sr, m, "none") for m in SR_ON}
+    assert all(o.shape == (160, 224, 3) for o in out.values())
+    # Bicubic of a smooth field in [0.2, 0.8] overshoots by far less than 0.2: no clipping anywhere.
+    assert 0.0 < out["rgb"].min() and out["rgb"].max() < 1.0
+    # Float32 rounding only: each value is a few products and sums of numbers <= ~2 (YUV's 1/0.492), a
+    # handful of ulps (1.2e-7 at 1) times the bicubic taps' absolute sum (~1.15 in 2-D): 1e-5 bounds it.
+    for m in ("channels", "luminance"):
+        assert np.abs(out[m] - out["rgb"]).max() < 1e-5, m
+    # The bicubic model with the consistency step is still a pure function of the input: same shape, in [0, 1].
+    for m in SR_ON:
+        sr = _gathered(rgb, bicubic_sr, m, "auto")
+        assert sr.shape == (160, 224, 3) and 0.0 <= sr.min() and sr.max() <= 1.0
+
+
+def test_each_sr_on_mode_composes_at_4x_and_they_differ_for_a_real_network(tmp_path, frames, tiny_exports):
+    cubes = {}
+    for mode in SR_ON:
+        res = compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / mode), sr_on=mode,
+                                    srgan_model=tiny_exports["srgan"], formats=("fits",),
+                                    full=FullOptions(tile=64, tile_overlap=16)), log=lambda s: None)
+        cubes[mode] = fits.getdata(res.written[0])
+        assert cubes[mode].shape == (3, 4 * N, 4 * N)
+        history = [str(h) for h in fits.getheader(res.written[0])["HISTORY"]]
+        assert sum(f"x4 SR --sr_on {mode}," in h for h in history) == 1
+    ok = np.isfinite(cubes["rgb"])
+    assert (np.isfinite(cubes["channels"]) == ok).all() and (np.isfinite(cubes["luminance"]) == ok).all()
+    # A network that mixes channels (the SRResNet fixture) sees different inputs in each mode.
+    assert np.abs(cubes["channels"][ok] - cubes["rgb"][ok]).max() > 1e-3
+    assert np.abs(cubes["luminance"][ok] - cubes["rgb"][ok]).max() > 1e-3
+    with pytest.raises(ValueError, match="unknown --sr_on 'yuv'; choose from rgb, channels, luminance"):
+        compose(ComposeConfig(filters=tuple(frames), output=str(tmp_path / "x"), sr_on="yuv"), log=lambda s: None)
+
+
+def test_default_models_are_found_as_pipeline_run_finds_them(tmp_path, frames):
+    logs = []
+    res = compose(ComposeConfig(filters=(frames[2], frames[1]), output=str(tmp_path), formats=("png",)),
+                  log=logs.append)
+    assert _read_png(res.written[0]).shape == (4 * N, 4 * N, 4)
+    assert any(line.startswith("super-resolution:") and "UNTRAINED" not in line for line in logs)
+
+
+# --------------------------------------------------------------------------- two filters: green
+
+
+class _ConstantColouriser:
+    """A colouriser stub that predicts one colour everywhere, whatever the luminance."""
+
+    path = "stub"
+
+    def __init__(self, rgb):
+        self.rgb = np.asarray(rgb, np.float32)
+        self.seen = None
+
+    def run(self, batch):
+        self.seen = batch.shape
+        return np.broadcast_to(self.rgb, batch.shape[:3] + (3,)).copy()
+
+
+def test_colouriser_green_is_its_ratio_times_the_measured_mean():
+    rgb = np.zeros((20, 30, 3), np.float32)
+    rgb[..., 0] = np.linspace(0.1, 0.5, 30)
+    rgb[..., 2] = 0.2
+    stub = _ConstantColouriser([0.2, 0.5, 0.4])
+    green = colouriser_green(rgb, stub, 32)
+    assert stub.seen == (1, 32, 32, 1)  # the luminance at the working size
+    # k = (0.5 + 0.02) / ((0.2 + 0.4) / 2 + 0.02) = 0.52 / 0.32 = 1.625, constant, so bilinear upsampling
+    # keeps it; float32 rounding of k and of the product: 1e-6.
+    np.testing.assert_allclose(green, 1.625 * 0.5 * (rgb[..., 0] + rgb[..., 2]), atol=1e-6)
+    # Where the colouriser's picture is black the floor makes k = 1: the usual mean.
+    np.testing.assert_allclose(colouriser_green(rgb, _ConstantColouriser([0, 0, 0]), 32),
+                               0.5 * (rgb[..., 0] + rgb[..., 2]), atol=1e-6)
+
+
+def test_two_filter_colouriser_green_keeps_r_and_b_exactly(tmp_path, frames, tiny_exports):
+    runs = {}
+    for green in ("mean", "colouriser"):
+        logs = []
+        res = compose(ComposeConfig(filters=(frames[2], frames[1]), output=str(tmp_path / green), upscale=False,
+                                    two_filter_green=green, colorize_model=tiny_exports["colorize"],
+                                    full=FullOptions(size=64), formats=("fits",)), log=logs.append)
+        runs[green] = (fits.getdata(res.written[0]), [str(h) for h in fits.getheader(res.written[0])["HISTORY"]])
+        assert any(green in line and "two filters" in line for line in logs)
+    (mean, _), (ours, history) = runs["mean"], runs["colouriser"]
+    np.testing.assert_array_equal(ours[0], mean[0])  # the measured bands, bit for bit (NaN where uncovered)
+    np.testing.assert_array_equal(ours[2], mean[2])
+    assert (np.isfinite(ours[1]) == np.isfinite(mean[1])).all()
+    ok = np.isfinite(ours[1])
+    assert 0.0 <= ours[1][ok].min() and ours[1][ok].max() <= 1.0
+    assert np.abs(ours[1][ok] - mean[1][ok]).max() > 1e-3  # the (untrained) colouriser's ratio is not 1
+    assert sum("compose G: colouriser" in h for h in history) == 1 and not any("mean of R" in h for h in history)
+
+
+# --------------------------------------------------------------------------- the Python API
+
+
+def test_api_compose_writes_the_commands_files_byte_for_byte(tmp_path, frames, tiny_exports):
+    from pipeline import Pipeline
+
+    pipe = Pipeline.load(colorize_model=tiny_exports["colorize"], srgan_model=tiny_exports["srgan"])
+    res = pipe.compose(frames, tmp_path / "api", formats=("png", "fits"), tile=64, tile_overlap=16)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, "-m", "pipeline.compose", f"--filters={','.join(frames)}",
+                        f"--output={tmp_path / 'cli'}", f"--srgan_model={tiny_exports['srgan']}",
+                        f"--colorize_model={tiny_exports['colorize']}", "--output_format=png,fits",
+                        "--tile=64", "--tile_overlap=16"], cwd=root, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert len(res.written) == 2
+    for path in res.written:
+        with open(path, "rb") as a, open(tmp_path / "cli" / os.path.basename(path), "rb") as b:
+            assert a.read() == b.read(), path
+    with pytest.raises(ValueError, match="unknown compose option 'colour'"):
+        pipe.compose(frames, tmp_path / "x", colour=True)
