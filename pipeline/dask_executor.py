@@ -213,7 +213,7 @@ def _farm_out(client, spec, config, full, todo, scale, result, log) -> None:
 
     from pipeline.inference import batched
     from pipeline.outcome import Outcome, account, colour_note, summary, write_fidelity_csv
-    from pipeline.runner import _stop_notice
+    from pipeline.runner import _remove_stale_temporaries, _stop_notice
 
     distributed = _distributed()
     faithful = config.mode == "faithful"
@@ -266,6 +266,9 @@ def _farm_out(client, spec, config, full, todo, scale, result, log) -> None:
             break
         submit()
     bar.close()
+    # Every task has ended: a temporary of a dead worker whose task was not run again
+    # (the run stopped, or the task failed for good) is deleted here.
+    _remove_stale_temporaries(todo)
     if stopped:
         _stop_notice(todo, result, log)
     if colour_notes:
