@@ -178,10 +178,14 @@ def test_model_error_on_the_workers_is_the_serial_error(tmp_path, frames, tiny_e
         run(config, log=lambda m: None, client=client)
 
 
+def _unfinished(dask_scheduler):
+    return sum(ts.state in ("waiting", "queued", "processing", "no-worker") for ts in dask_scheduler.tasks.values())
+
+
 def _idle(client, timeout=60.0):
     """Waits until the scheduler has dropped a killed client's tasks and no worker still runs one."""
     end = time.monotonic() + timeout
-    while (client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+    while (client.run_on_scheduler(_unfinished)
            or sum(client.run(lambda dask_worker: dask_worker.state.executing_count).values())):
         assert time.monotonic() < end, "workers still busy"
         time.sleep(0.1)
