@@ -134,13 +134,18 @@ def local_cluster(n_workers: Optional[int] = None, tf_threads: Optional[int] = N
         ClusterError: `distributed` is not installed.
     """
     LocalCluster = _distributed().LocalCluster
+    import dask
     n = n_workers or os.cpu_count() or 1
     env = {}
     if tf_threads is None and "TF_NUM_INTRAOP_THREADS" not in os.environ:
         tf_threads = max(1, (os.cpu_count() or 1) // n)
     if tf_threads:
         env = {"TF_NUM_INTRAOP_THREADS": str(tf_threads), "TF_NUM_INTEROP_THREADS": "1"}
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=env, **kwargs)
+    # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive
+    # mmap threshold: every large TensorFlow buffer is then mapped and faulted in anew
+    # (measured here: 15-25 % slower model calls). Workers keep glibc's default.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=env, **kwargs)
 
 
 def _distributed():
