@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import logging
 import os
 import threading
 import time
@@ -172,8 +173,15 @@ def _session(config, client, log):
         with c:
             yield c
         return
-    with local_cluster(config.dask_workers) as cluster, distributed.Client(cluster) as c:
-        yield c
+    # Our own cluster's start-up and shut-down chatter (INFO) is not for the user; warnings are.
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        with local_cluster(config.dask_workers) as cluster, distributed.Client(cluster) as c:
+            yield c
+    finally:
+        logger.setLevel(level)
 
 
 def _dashboard(client) -> str:
@@ -201,7 +209,12 @@ def run_dask(config, sources: list, result, log, client=None) -> None:
         log(f"dask: scheduler {client.scheduler.address}, {len(threads)} worker(s), {sum(threads.values())} "
             f"thread(s); dashboard: {_dashboard(client)}")
         spec = ModelSpec.of(config)
-        lines, scale = client.submit(describe, spec, pure=False).result()
+        # Every worker there now loads the models at once, side by side, rather than on its
+        # first batch (a worker loading would hold that batch up); the first to finish speaks.
+        loads = [client.submit(describe, spec, pure=False, workers=[w], allow_other_workers=True)
+                 for w in threads] or [
+            client.submit(describe, spec, pure=False)]
+        lines, scale = next(iter(_distributed().as_completed(loads))).result()
         for line in lines:
             log(line)
         from pipeline.runner import plan
