@@ -312,54 +312,6 @@ class Pipeline:
         frame, _ = colour_frame(as_image(image), self.colorizer, full.size)
         return self._gather(frame, full, config.consistency)
 
-    def process_files(self, inputs: Union[str, os.PathLike, Sequence], output: Union[str, os.PathLike], *,
-                      client=None, mode: str = "faithful", log: Callable[[str], Any] = print, **options):
-        """The command's run over files (`pipeline.run`): here with these models, or on a Dask cluster.
-
-            result = pipe.process_files("frames/", "out/", skip_existing=True)
-            with distributed.Client("tcp://HOST:8786") as client:
-                result = pipe.process_files(paths, "/shared/out", client=client)
-
-        Args:
-            inputs: an image/FITS file or a folder of them (as `--input`), or a
-                list of files (output names are made under their common folder).
-            output: the results' folder (`--output`); with a client, a folder
-                every worker writes to (a shared file system).
-            client: a `distributed.Client`: each batch of frames is a task on
-                its cluster and each worker process loads these models itself,
-                once, from the same folders (`pipeline.dask_executor`); None:
-                this process.
-            mode: "faithful" or "full".
-            log: receives the run's lines (per-file errors, notes, the summary).
-            **options: the command's options by their RunConfig / FullOptions
-                names: `size`, `batch_size`, `recursive`, `skip_existing`,
-                `save_intermediate`, `progress`, `consistency`; in full mode
-                also `tile`, `tile_overlap`, `tile_batch`, `output_format`,
-                `report`, `residual_map`, `stretch`, `interval`, `percentile`,
-                `linear_output`.
-
-        Returns:
-            `pipeline.runner.RunResult`: outputs written, inputs skipped, and
-            failed inputs as (path, one-line reason). A bad input file never raises.
-
-        Raises:
-            PipelineInputError: a bad mode or option. ImageReadError: `inputs`
-            does not exist. pipeline.runner.OutputError: `output` cannot be
-            written. pipeline.dask_executor.ClusterError: no Dask installed.
-        """
-        from pipeline.runner import run
-
-        config, full = _options(mode, options, files=True)
-        sources = None
-        root = os.fspath(inputs) if isinstance(inputs, (str, os.PathLike)) else None
-        if root is None:
-            sources = [os.fspath(p) for p in inputs]
-            dirs = [os.path.dirname(os.path.abspath(p)) for p in sources]
-            root = os.path.commonpath(dirs) if dirs else "."
-        config = dataclasses.replace(config, input=root, output=os.fspath(output), full=full,
-                                     **{k: v for k, v in self._load_args.items()})
-        return run(config, log, sources=sources, pipeline=self, client=client)
-
     def process_fits(self, source: Union[str, os.PathLike, Any], **options):
         """Full mode on a FITS frame: the same cube and header as `--mode full --output_format fits`.
 
@@ -414,3 +366,51 @@ class Pipeline:
         if full.linear_output and not correction(config.consistency, f.stretch, f.raw)[1]:
             planes = [f.stretch.invert(p) for p in planes]
         return fits.PrimaryHDU(data=np.stack(planes).astype(np.float32), header=head)
+
+    def process_files(self, inputs: Union[str, os.PathLike, Sequence], output: Union[str, os.PathLike], *,
+                      client=None, mode: str = "faithful", log: Callable[[str], Any] = print, **options):
+        """The command's run over files (`pipeline.run`): here with these models, or on a Dask cluster.
+
+            result = pipe.process_files("frames/", "out/", skip_existing=True)
+            with distributed.Client("tcp://HOST:8786") as client:
+                result = pipe.process_files(paths, "/shared/out", client=client)
+
+        Args:
+            inputs: an image/FITS file or a folder of them (as `--input`), or a
+                list of files (output names are made under their common folder).
+            output: the results' folder (`--output`); with a client, a folder
+                every worker writes to (a shared file system).
+            client: a `distributed.Client`: each batch of frames is a task on
+                its cluster and each worker process loads these models itself,
+                once, from the same folders (`pipeline.dask_executor`); None:
+                this process.
+            mode: "faithful" or "full".
+            log: receives the run's lines (per-file errors, notes, the summary).
+            **options: the command's options by their RunConfig / FullOptions
+                names: `size`, `batch_size`, `recursive`, `skip_existing`,
+                `save_intermediate`, `progress`, `consistency`; in full mode
+                also `tile`, `tile_overlap`, `tile_batch`, `output_format`,
+                `report`, `residual_map`, `stretch`, `interval`, `percentile`,
+                `linear_output`.
+
+        Returns:
+            `pipeline.runner.RunResult`: outputs written, inputs skipped, and
+            failed inputs as (path, one-line reason). A bad input file never raises.
+
+        Raises:
+            PipelineInputError: a bad mode or option. ImageReadError: `inputs`
+            does not exist. pipeline.runner.OutputError: `output` cannot be
+            written. pipeline.dask_executor.ClusterError: no Dask installed.
+        """
+        from pipeline.runner import run
+
+        config, full = _options(mode, options, files=True)
+        sources = None
+        root = os.fspath(inputs) if isinstance(inputs, (str, os.PathLike)) else None
+        if root is None:
+            sources = [os.fspath(p) for p in inputs]
+            dirs = [os.path.dirname(os.path.abspath(p)) for p in sources]
+            root = os.path.commonpath(dirs) if dirs else "."
+        config = dataclasses.replace(config, input=root, output=os.fspath(output), full=full,
+                                     **{k: v for k, v in self._load_args.items()})
+        return run(config, log, sources=sources, pipeline=self, client=client)
