@@ -7,6 +7,7 @@ TensorFlow is chosen by extra so that CPU-only machines (and CI) get the small
     pip install -e ".[gpu]"        # tensorflow[and-cuda] 2.21 (NVIDIA GPUs on Linux)
     pip install -e ".[cpu,test]"   # plus pytest/hypothesis for the test suite
     pip install -e ".[cpu,test,tl]"  # plus TensorLayer 2.2.5 for srgan.import_tl
+    pip install -e ".[cpu,dask]"     # plus Dask for `pipeline.run --executor dask` (README: Scaling out)
 
 Exactly one of `cpu` or `gpu` should be picked; without either, TensorFlow must
 already be installed.
@@ -54,6 +55,8 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100"],
         # The cross-domain evaluation's Hubble Deep Field (skimage.data.hubble_deep_field, in the wheel).
         "eval": ["scikit-image>=0.21"],
+        # pipeline.run --executor dask / Pipeline.process_files(client=...); bokeh serves the dashboard.
+        "dask": ["dask[distributed]>=2024.1", "bokeh>=3.1"],
         # TensorLayer 2.2.5 imports on TF 2.21 only with these two beside it
         # (undeclared by TensorLayer itself).
         # Never tensorlayer[all]: it pins matplotlib<3.1 and keras<2.3. On Python >= 3.12

@@ -11,6 +11,8 @@ Sections (each in its own subprocess, so its peak memory is its own):
   CPU's peak.
 * `colorize`: colouriser images per second at 224 (`checkpoints/colorize`).
 * `pipeline`: the whole faithful job (colourise 224 + x4) per output megapixel.
+* `dask`: `pipeline.run`'s frames/s serially and with `--executor dask` on 1 and 2
+  local workers (`bench/dask_bench.py`; `$BENCH_DASK_FRAMES` frames, 16 by default).
 * `train_colorize`, `train_srgan_mse`, `train_srgan_gan`: training steps per
   second at the paper's batch sizes (6 at 224; 16 at 96 px HR) with the
   paper's model sizes, random weights, on random data;
@@ -38,7 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 MODELS = os.path.join(ROOT, "checkpoints")
-SECTIONS = ("sr", "colorize", "pipeline", "train_colorize", "train_colorize_compact", "train_srgan_mse",
+SECTIONS = ("sr", "colorize", "pipeline", "dask", "train_colorize", "train_colorize_compact", "train_srgan_mse",
             "train_srgan_gan")
 
 
@@ -166,6 +168,10 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
         secs = _median(lambda: colourise_and_upscale(greys, col, sr), repeats)
         rows.append({"what": "faithful pipeline (colourise 224 + x4 to 896)",
                      "s_per_output_mp": secs / (len(greys) * 896 * 896 / 1e6)})
+    elif name == "dask":  # frames/s: serial, 1 and 2 Dask workers (bench/dask_bench.py)
+        from dask_bench import rows as dask_rows
+
+        rows += dask_rows(int(os.environ.get("BENCH_DASK_FRAMES", "16")))
     elif name in ("train_colorize", "train_colorize_compact"):
         from colorize.losses import colorize_loss
         from colorize.model import build_colorizer

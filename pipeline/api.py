@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -39,7 +39,9 @@ ARRAY = "<array>"
 # RunConfig fields about files, model loading or the whole run, not one image.
 _RUN_LEVEL = {"input", "output", "colorize_model", "srgan_model", "recursive", "skip_existing",
               "save_intermediate", "progress", "mode", "full", "precision", "jit_compile",
-              "colour_temperature"}
+              "colour_temperature", "executor", "dask_scheduler", "dask_workers"}
+# Of those, the ones a run over files (`Pipeline.process_files`) takes too.
+_FILES_RUN_LEVEL = {"recursive", "skip_existing", "save_intermediate", "progress"}
 # FullOptions fields about output files (the API returns arrays and HDUs).
 _FILE_LEVEL = {"output_format", "report", "residual_map"}
 # FullOptions fields that only FITS input has a use for.
@@ -93,8 +95,11 @@ def as_image(image: Any, name: str = ARRAY) -> np.ndarray:
         raise PipelineInputError(name, e.reason) from e
 
 
-def _options(mode: str, options: dict, fits: bool = False):
+def _options(mode: str, options: dict, fits: bool = False, files: bool = False):
     """Splits keyword options onto the command's own dataclasses: (RunConfig, FullOptions or None).
+
+    `files`: the options of a run over files (`Pipeline.process_files`), which
+    also takes the command's file-level options (`skip_existing`, `output_format`, ...).
 
     Raises:
         PipelineInputError: an unknown mode or option, or one that does not
@@ -106,14 +111,18 @@ def _options(mode: str, options: dict, fits: bool = False):
     if mode not in MODES:
         raise PipelineInputError(ARRAY, f"unknown mode {mode!r}; choose from {MODES}")
     run_fields = {f.name for f in dataclasses.fields(RunConfig)} - _RUN_LEVEL
-    full_fields = {f.name for f in dataclasses.fields(FullOptions)} - _FILE_LEVEL
-    if not fits:
+    full_fields = {f.name for f in dataclasses.fields(FullOptions)}
+    if files:
+        run_fields |= _FILES_RUN_LEVEL
+    else:
+        full_fields -= _FILE_LEVEL
+    if not (fits or files):
         full_fields -= _FITS_LEVEL
     allowed = run_fields | (full_fields if mode == "full" else set())
     bad = sorted(set(options) - allowed)
     if bad:
-        why = {k: "applies to the command's files, models or run (give models to Pipeline.load)"
-               for k in _RUN_LEVEL | _FILE_LEVEL}
+        why = {k: "applies to the command's files, models or run (give models to Pipeline.load; "
+                  "files to process_files)" for k in _RUN_LEVEL | _FILE_LEVEL}
         why.update({k: "applies to FITS input (process_fits) only" for k in _FITS_LEVEL})
         why.update({k: "applies to mode='full' only" for k in full_fields})
         reasons = "; ".join(f"{k!r} {why.get(k, 'is not an option')}" for k in bad)
@@ -142,6 +151,8 @@ class Pipeline:
     def __init__(self, colorizer, upscaler) -> None:
         self.colorizer = colorizer
         self.upscaler = upscaler
+        # How `load` made them: what Dask workers load (see `process_files`).
+        self._load_args = {"colorize_model": colorizer.path, "srgan_model": upscaler.path}
 
     def __repr__(self) -> str:
         return (f"Pipeline(colouriser: {self.colorizer.description}; super-resolution: "
@@ -179,7 +190,9 @@ class Pipeline:
             raise ModelLoadError(str(e)) from e
         colorizer = load_model(colorize_path, "colorize", device=device, colour_temperature=colour_temperature)
         upscaler = load_model(srgan_path, "srgan", precision, jit_compile, device=device)
-        return cls(colorizer, upscaler)
+        pipe = cls(colorizer, upscaler)
+        pipe._load_args.update(precision=precision, jit_compile=jit_compile, colour_temperature=colour_temperature)
+        return pipe
 
     @property
     def scale(self) -> int:
@@ -384,3 +397,51 @@ class Pipeline:
         if full.linear_output and not correction(config.consistency, f.stretch, f.raw)[1]:
             planes = [f.stretch.invert(p) for p in planes]
         return fits.PrimaryHDU(data=np.stack(planes).astype(np.float32), header=head)
+
+    def process_files(self, inputs: Union[str, os.PathLike, Sequence], output: Union[str, os.PathLike], *,
+                      client=None, mode: str = "faithful", log: Callable[[str], Any] = print, **options):
+        """The command's run over files (`pipeline.run`): here with these models, or on a Dask cluster.
+
+            result = pipe.process_files("frames/", "out/", skip_existing=True)
+            with distributed.Client("tcp://HOST:8786") as client:
+                result = pipe.process_files(paths, "/shared/out", client=client)
+
+        Args:
+            inputs: an image/FITS file or a folder of them (as `--input`), or a
+                list of files (output names are made under their common folder).
+            output: the results' folder (`--output`); with a client, a folder
+                every worker writes to (a shared file system).
+            client: a `distributed.Client`: each batch of frames is a task on
+                its cluster and each worker process loads these models itself,
+                once, from the same folders (`pipeline.dask_executor`); None:
+                this process.
+            mode: "faithful" or "full".
+            log: receives the run's lines (per-file errors, notes, the summary).
+            **options: the command's options by their RunConfig / FullOptions
+                names: `size`, `batch_size`, `recursive`, `skip_existing`,
+                `save_intermediate`, `progress`, `consistency`; in full mode
+                also `tile`, `tile_overlap`, `tile_batch`, `output_format`,
+                `report`, `residual_map`, `stretch`, `interval`, `percentile`,
+                `linear_output`.
+
+        Returns:
+            `pipeline.runner.RunResult`: outputs written, inputs skipped, and
+            failed inputs as (path, one-line reason). A bad input file never raises.
+
+        Raises:
+            PipelineInputError: a bad mode or option. ImageReadError: `inputs`
+            does not exist. pipeline.runner.OutputError: `output` cannot be
+            written. pipeline.dask_executor.ClusterError: no Dask installed.
+        """
+        from pipeline.runner import run
+
+        config, full = _options(mode, options, files=True)
+        sources = None
+        root = os.fspath(inputs) if isinstance(inputs, (str, os.PathLike)) else None
+        if root is None:
+            sources = [os.fspath(p) for p in inputs]
+            dirs = [os.path.dirname(os.path.abspath(p)) for p in sources]
+            root = os.path.commonpath(dirs) if dirs else "."
+        config = dataclasses.replace(config, input=root, output=os.fspath(output), full=full,
+                                     **{k: v for k, v in self._load_args.items()})
+        return run(config, log, sources=sources, pipeline=self, client=client)

@@ -63,18 +63,30 @@ flags.DEFINE_enum("consistency", "auto", ["auto", "bicubic", "block", "none"],
                   "block means in the linear units of a FITS frame in full mode (flux conserved); none = the "
                   "network's output as it is (the paper's).")
 
+flags.DEFINE_enum("executor", "serial", ["serial", "dask"],
+                  "serial: this process. dask: frames as tasks on a Dask cluster (pip install '.[dask]'); each "
+                  "worker loads the models once and writes into --output, which must be on a file system every "
+                  "worker sees.")
+flags.DEFINE_string("dask_scheduler", None, "--executor dask: join this running scheduler (tcp://HOST:PORT, e.g. "
+                    "a dask-jobqueue SLURMCluster's); default: start a local cluster of --dask_workers processes.")
+flags.DEFINE_integer("dask_workers", None, "--executor dask without --dask_scheduler: worker processes of the local "
+                     "cluster, one thread each (default: one per CPU core).")
+
 
 def main(argv: Sequence[str]) -> int:
     del argv
     if not FLAGS.input:
         raise app.UsageError("--input is required (an image/FITS file or a folder)")
+    if FLAGS.executor != "dask" and (FLAGS.dask_scheduler or FLAGS.dask_workers):
+        raise app.UsageError("--dask_scheduler and --dask_workers need --executor dask")
     config = RunConfig(
         input=FLAGS.input, output=FLAGS.output, colorize_model=FLAGS.colorize_model,
         srgan_model=FLAGS.srgan_model, size=FLAGS.size, batch_size=FLAGS.batch_size,
         recursive=FLAGS.recursive, skip_existing=FLAGS.skip_existing,
         save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress, mode=FLAGS.mode,
         precision=FLAGS.precision, jit_compile=FLAGS.jit_compile, consistency=FLAGS.consistency,
-        colour_temperature=FLAGS.colour_temperature,
+        colour_temperature=FLAGS.colour_temperature, executor=FLAGS.executor,
+        dask_scheduler=FLAGS.dask_scheduler, dask_workers=FLAGS.dask_workers,
     )
     if FLAGS.mode == "full":
         from pipeline.full import FullOptions
@@ -85,11 +97,12 @@ def main(argv: Sequence[str]) -> int:
             linear_output=FLAGS.linear_output, report=FLAGS.report, residual_map=FLAGS.residual_map,
             stretch=FLAGS.stretch, interval=FLAGS.interval, percentile=FLAGS.percentile))
     from data.io import ImageReadError
+    from pipeline.dask_executor import ClusterError
     from pipeline.models import ModelLoadError
 
     try:
         result = run(config)
-    except (ImageReadError, ModelLoadError, OutputError, ValueError) as e:
+    except (ImageReadError, ModelLoadError, OutputError, ValueError, ClusterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if result.failed:

@@ -43,16 +43,6 @@ def check_output_folder(path: str) -> None:
         raise OutputError(e.errno, f"cannot write to output folder {path}: {e.strerror or e}") from e
 
 
-def _write_failed(job, e: OSError, result: "RunResult", log) -> bool:
-    """Records a failed write; True when the run must stop (disk full, read-only)."""
-    from data.io import printable_path
-
-    reason = f"cannot write {job.output}: {e.strerror or e}"
-    result.failed.append((job.source, reason))
-    log(f"error: {printable_path(job.source)}: {reason}")
-    return e.errno in FATAL_WRITE_ERRNOS
-
-
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Resolved settings of one pipeline run."""
@@ -73,6 +63,9 @@ class RunConfig:
     jit_compile: bool = False  # SR generator compiled with XLA
     consistency: str = "auto"  # pipeline.consistency mode: auto | bicubic | block | none
     colour_temperature: Optional[float] = None  # classification colouriser's temperature (None: its export's)
+    executor: str = "serial"  # serial | dask (pipeline.dask_executor)
+    dask_scheduler: Optional[str] = None  # dask: join this scheduler (tcp://HOST:PORT); None: a local cluster
+    dask_workers: Optional[int] = None  # dask, local cluster: worker processes (None: one per CPU core)
 
 
 @dataclasses.dataclass
@@ -85,10 +78,19 @@ class RunResult:
     notes: list = dataclasses.field(default_factory=list)
 
 
-def run(config: RunConfig, log=print) -> RunResult:
+def run(config: RunConfig, log=print, *, sources: Optional[list] = None, pipeline=None,
+        client=None) -> RunResult:
     """Runs the pipeline over `config.input` (see `_run`); notes about single inputs
     (`data.io.InputWarning`: a FITS cube's plane, astropy's complaints) go to `log`
-    as one `warning: <file>: ...` line each."""
+    as one `warning: <file>: ...` line each.
+
+    Args:
+        sources: the input files, instead of those `config.input` names (then
+            `config.input` is only the root that output names are made under).
+        pipeline: an already loaded `pipeline.api.Pipeline` for a serial run.
+        client: a `distributed.Client`: run on its Dask cluster (as
+            `config.executor == "dask"` does on a cluster of its own).
+    """
     import warnings
 
     from data.io import InputWarning
@@ -104,10 +106,10 @@ def run(config: RunConfig, log=print) -> RunResult:
                 shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
-        return _run(config, log)
+        return _run(config, log, sources, pipeline, client)
 
 
-def _run(config: RunConfig, log=print) -> RunResult:
+def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> RunResult:
     """Runs the faithful pipeline over `config.input`.
 
     Args:
@@ -121,20 +123,19 @@ def _run(config: RunConfig, log=print) -> RunResult:
         because the disk is full or read-only stops the run (every later write
         would fail too); the unprocessed inputs are listed as failed.
     """
-    import numpy as np
     from tqdm import tqdm
 
-    from data.io import ImageReadError, write_png
-    from pipeline import manifest
+    from data.io import ImageReadError
     from pipeline.api import Pipeline
-    from pipeline.inference import batched, collect_inputs, exclude_own_outputs, iter_loaded, plan_jobs
-    from pipeline.models import describe_device
+    from pipeline.inference import batched, collect_inputs, iter_loaded
+    from pipeline.outcome import account, colour_note, faithful_files, model_lines, summary
 
     if config.size % 16:
         raise ValueError(f"--size must be a multiple of 16, got {config.size}")
     result = RunResult()
     unsupported: list = []
-    sources = collect_inputs(config.input, recursive=config.recursive, unsupported=unsupported)
+    if sources is None:
+        sources = collect_inputs(config.input, recursive=config.recursive, unsupported=unsupported)
     for path in unsupported:
         reason = "format not supported (read: PNG, JPEG, TIFF, GIF, BMP, WebP, FITS); convert it first"
         result.failed.append((path, reason))
@@ -143,16 +144,55 @@ def _run(config: RunConfig, log=print) -> RunResult:
         log(f"no image files (PNG/JPEG/TIFF/GIF/BMP/WebP/FITS) in {config.input}")
         return result
     check_output_folder(config.output)
+    if client is not None or config.executor == "dask":
+        from pipeline.dask_executor import run_dask
+
+        run_dask(config, sources, result, log, client)
+        return result
     # The Python API's core: the command and `pipeline.Pipeline` compute alike.
-    pipe = Pipeline.load(config.colorize_model, config.srgan_model, precision=config.precision,
-                         jit_compile=config.jit_compile, colour_temperature=config.colour_temperature)
-    colorizer, upscaler, scale = pipe.colorizer, pipe.upscaler, pipe.scale
-    log(f"device: {describe_device()}")
-    log(f"colouriser: {colorizer.description}")
-    log(f"super-resolution: {upscaler.description} (x{scale})")
-    if not (colorizer.trained and upscaler.trained):
-        log("WARNING: running with freshly initialised (untrained) models: the output shows the "
-            "pipeline working, not real colours or detail.")
+    pipe = pipe or Pipeline.load(config.colorize_model, config.srgan_model, precision=config.precision,
+                                 jit_compile=config.jit_compile, colour_temperature=config.colour_temperature)
+    for line in model_lines(pipe):
+        log(line)
+    todo, full = plan(config, sources, pipe.scale, result, log)
+    show = sys.stderr.isatty() if config.progress is None else config.progress
+    if config.mode == "full":
+        _run_full(todo, pipe, full, config, result, show, log)
+        return result
+    bar = tqdm(total=len(todo), unit="img", desc="colourise+x%d" % pipe.scale, disable=not show)
+    start = time.perf_counter()
+    colour_notes = 0
+    stopped = False
+    # Decoding of the next batch overlaps this batch's compute (`iter_loaded`).
+    for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size):
+        for outcome in faithful_files(batch, loaded, pipe, config):
+            colour_notes += outcome.was_colour
+            if account(batch[outcome.job], outcome, config.output, config.mode, result, log):
+                stopped = True
+                break
+        if stopped:
+            break
+        bar.update(len(batch))
+        bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
+    bar.close()
+    if stopped:
+        _stop_notice(todo, result, log)
+    if colour_notes:
+        result.notes.append(colour_note(colour_notes))
+        log(result.notes[-1])
+    log(summary(result, time.perf_counter() - start, config.output, rate=True))
+    return result
+
+
+def plan(config: RunConfig, sources: list, scale: int, result: RunResult, log) -> tuple[list, Optional[object]]:
+    """The jobs still to do, and full mode's `FullOptions` (None in faithful mode).
+
+    Names each input's outputs (kept from the manifest where an earlier run
+    named them), leaves out the tool's own outputs, deletes temporaries of dead
+    writers and, with `skip_existing`, the inputs already done (into `result.skipped`).
+    """
+    from pipeline import manifest
+    from pipeline.inference import exclude_own_outputs, plan_jobs
 
     full = config.full
     if config.mode == "full" and full is None:
@@ -182,59 +222,7 @@ def _run(config: RunConfig, log=print) -> RunResult:
         result.skipped = [j.source for j, d in zip(jobs, done) if d]
     else:
         todo = jobs
-    show = sys.stderr.isatty() if config.progress is None else config.progress
-    if config.mode == "full":
-        _run_full(todo, colorizer, upscaler, scale, full, config, result, show, log)
-        return result
-    bar = tqdm(total=len(todo), unit="img", desc="colourise+x%d" % scale, disable=not show)
-    start = time.perf_counter()
-    colour_notes = 0
-    stopped = False
-    # Decoding of the next batch overlaps this batch's compute (`iter_loaded`).
-    for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size):
-        if stopped:
-            break
-        ready, greys = [], []
-        for job, item in zip(batch, loaded):
-            if isinstance(item, ImageReadError):
-                result.failed.append((job.source, item.reason))
-                log(f"error: {item}")
-                bar.update(1)
-                continue
-            grey, was_colour = item
-            colour_notes += was_colour
-            ready.append(job)
-            greys.append(grey)
-        if not ready:
-            continue
-        colour, upscaled = pipe.faithful_batch(np.stack(greys), config)
-        for job, c, u in zip(ready, colour, upscaled):
-            try:
-                write_png(job.output, u)
-                if job.intermediate:
-                    write_png(job.intermediate, c)
-                manifest.record(config.output, [(job.source, job.output, [job.intermediate])])
-            except OSError as e:
-                if _write_failed(job, e, result, log):
-                    stopped = True
-                    break
-                continue
-            result.written.append(job.output)
-        bar.update(len(ready))
-        bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
-    bar.close()
-    if stopped:
-        _stop_notice(todo, result, log)
-    if colour_notes:
-        note = (f"note: {colour_notes} input(s) were colour images; they were reduced to their luminance "
-                "first (this tool colourises grey frames).")
-        result.notes.append(note)
-        log(note)
-    elapsed = time.perf_counter() - start
-    log(f"done: {len(result.written)} written, {len(result.skipped)} skipped (existing), "
-        f"{len(result.failed)} failed, in {elapsed:.1f} s "
-        f"({len(result.written) / max(elapsed, 1e-9):.2f} images/s) -> {os.path.abspath(config.output)}")
-    return result
+    return todo, (full if config.mode == "full" else None)
 
 
 def _remove_stale_temporaries(jobs) -> None:
@@ -277,17 +265,11 @@ def _stop_notice(jobs, result: "RunResult", log) -> None:
         "processed. Free space or pick another --output, then rerun with --skip_existing.")
 
 
-def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, log) -> None:
+def _run_full(jobs, pipe, options, config, result, show, log) -> None:
     """Full-resolution mode, one frame at a time, with a progress bar over tiles."""
-    import csv
-    import io
-
     from tqdm import tqdm
 
-    from common.training import atomic_write_bytes
-    from data.io import ImageReadError
-    from pipeline import manifest
-    from pipeline.full import process_full
+    from pipeline.outcome import account, full_file, summary, write_fidelity_csv
 
     rows = []
     start = time.perf_counter()
@@ -299,41 +281,12 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
             bar.update(done - bar.n)
 
         try:
-            fidelity, was_colour = process_full(job.source, job.output, colorizer, upscaler, scale, options, progress,
-                                                config.consistency)
-        except ImageReadError as e:
-            result.failed.append((job.source, e.reason))
-            log(f"error: {e}")
-            continue
-        except OSError as e:
-            if _write_failed(job, e, result, log):
-                bar.close()
-                _stop_notice(jobs, result, log)
-                break
-            continue
+            outcome = full_file(job, 0, pipe, options, config.consistency, progress)
         finally:
             bar.close()
-        if was_colour:
-            result.notes.append(f"note: {job.source} is a colour image; its luminance was used.")
-            log(result.notes[-1])
-        extra = [os.path.splitext(job.output)[0] + "_residual.png"] if options.report and options.residual_map else []
-        try:
-            manifest.record(config.output, [(job.source, job.output, extra)])
-        except OSError as e:
-            if _write_failed(job, e, result, log):
-                _stop_notice(jobs, result, log)
-                break
-            continue
-        result.written.append(job.output)
-        if fidelity is not None:
-            rows.append((job.source, job.output, fidelity))
+        if account(job, outcome, config.output, config.mode, result, log, rows):
+            _stop_notice(jobs, result, log)
+            break
     if rows:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["input", "output", "luminance_mae", "flux_psnr_db"])
-        for src, out, fid in rows:
-            w.writerow([src, out, f"{fid.luminance_mae:.6f}", f"{fid.flux_psnr:.3f}"])
-        atomic_write_bytes(os.path.join(config.output, "fidelity.csv"), buf.getvalue().encode())
-    elapsed = time.perf_counter() - start
-    log(f"done: {len(result.written)} written, {len(result.skipped)} skipped (existing), "
-        f"{len(result.failed)} failed, in {elapsed:.1f} s -> {os.path.abspath(config.output)}")
+        write_fidelity_csv(config.output, rows)
+    log(summary(result, time.perf_counter() - start, config.output, rate=False))

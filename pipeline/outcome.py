@@ -1,0 +1,188 @@
+"""One job's work and what became of it, shared by the serial run and the Dask workers.
+
+A run plans `pipeline.inference.Job`s; the work on a job (read the input,
+compute, write its files atomically into `--output`) returns an `Outcome`, a
+small picklable record; the run that owns `--output` then `account`s for it: it
+logs the job's line, appends it to the manifest and adds it to the `RunResult`.
+The serial loop (`pipeline.runner`) does both in one process; with Dask
+(`pipeline.dask_executor`) the workers do the work and the client the
+accounting, so both write the same files and print the same lines.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of one job.
+
+    Attributes:
+        job: the job's position in the list of jobs the work was given.
+        reason: None when written; else the one-line reason it failed (for a
+            write error, the OS's `strerror`).
+        write_error: the failure was writing an output (else reading the input).
+        errno: a write error's errno (disk full and read-only stop the run).
+        extra: the other files written with the output (intermediate, residual map).
+        was_colour: the input was a colour image (its luminance was used).
+        fidelity: full mode's `pipeline.full.Fidelity` with `--report`.
+    """
+
+    job: int
+    reason: Optional[str] = None
+    write_error: bool = False
+    errno: Optional[int] = None
+    extra: list = dataclasses.field(default_factory=list)
+    was_colour: bool = False
+    fidelity: Optional[object] = None
+
+
+def _write_failure(index: int, e: OSError, was_colour: bool = False) -> Outcome:
+    return Outcome(index, reason=str(e.strerror or e), write_error=True, errno=e.errno, was_colour=was_colour)
+
+
+def model_lines(pipe) -> list[str]:
+    """The lines a run starts with: device, both models, and a warning for untrained ones."""
+    from pipeline.models import describe_device
+
+    lines = [f"device: {describe_device()}", f"colouriser: {pipe.colorizer.description}",
+             f"super-resolution: {pipe.upscaler.description} (x{pipe.scale})"]
+    if not pipe.trained:
+        lines.append("WARNING: running with freshly initialised (untrained) models: the output shows the "
+                     "pipeline working, not real colours or detail.")
+    return lines
+
+
+def faithful_files(jobs: Sequence, loaded: Sequence, pipe, config) -> list[Outcome]:
+    """Faithful mode on one batch of jobs: one model call on the readable ones, then their PNGs written.
+
+    Args:
+        jobs: `Job`s of one batch (the same batches give the same pixels:
+            the models' float results depend on the batch they are run in).
+        loaded: per job `(grey [S, S, 1], was_colour)` or the `ImageReadError`
+            reading it raised (`pipeline.inference.iter_loaded`).
+        pipe: the loaded `pipeline.api.Pipeline`.
+        config: the run's `RunConfig`.
+
+    Returns:
+        Outcomes in the order a run accounts for them: read failures first,
+        then each write; after a write error that stops the run (disk full,
+        read-only) the batch's remaining jobs get none.
+    """
+    from data.io import ImageReadError, write_png
+    from pipeline.runner import FATAL_WRITE_ERRNOS
+
+    outcomes, ready, greys = [], [], []
+    for i, item in enumerate(loaded):
+        if isinstance(item, ImageReadError):
+            outcomes.append(Outcome(i, reason=item.reason))
+            continue
+        ready.append((i, item[1]))
+        greys.append(item[0])
+    if not ready:
+        return outcomes
+    colour, upscaled = pipe.faithful_batch(np.stack(greys), config)
+    for (i, was_colour), c, u in zip(ready, colour, upscaled):
+        job = jobs[i]
+        try:
+            write_png(job.output, u)
+            if job.intermediate:
+                write_png(job.intermediate, c)
+        except OSError as e:
+            outcomes.append(_write_failure(i, e, was_colour))
+            if e.errno in FATAL_WRITE_ERRNOS:
+                break
+            continue
+        outcomes.append(Outcome(i, extra=[job.intermediate] if job.intermediate else [], was_colour=was_colour))
+    return outcomes
+
+
+def full_file(job, index: int, pipe, options, consistency: str = "auto", progress=None) -> Outcome:
+    """Full mode on one job (`pipeline.full.process_full`); `options` is its `FullOptions`."""
+    from data.io import ImageReadError
+    from pipeline.full import process_full
+
+    try:
+        fidelity, was_colour = process_full(job.source, job.output, pipe.colorizer, pipe.upscaler, pipe.scale,
+                                            options, progress, consistency)
+    except ImageReadError as e:
+        return Outcome(index, reason=e.reason)
+    except OSError as e:
+        return _write_failure(index, e)
+    extra = [os.path.splitext(job.output)[0] + "_residual.png"] if options.report and options.residual_map else []
+    return Outcome(index, extra=extra, was_colour=was_colour, fidelity=fidelity)
+
+
+def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows: Optional[list] = None) -> bool:
+    """Logs a job's outcome, records a written one in the manifest and adds it to `result`.
+
+    Args:
+        job: the `Job` as the run planned it (its paths are the ones reported).
+        mode: "faithful" or "full" (full mode notes each colour input).
+        rows: receives `(job, fidelity)` of written jobs that have fidelity numbers.
+
+    Returns:
+        True when the run must stop: a write failed because the disk is full
+        or read-only, so every later write would fail too.
+    """
+    from data.io import ImageReadError, printable_path
+    from pipeline import manifest
+    from pipeline.runner import FATAL_WRITE_ERRNOS
+
+    errno = outcome.errno
+    if outcome.reason is None:
+        if mode == "full" and outcome.was_colour:
+            result.notes.append(f"note: {job.source} is a colour image; its luminance was used.")
+            log(result.notes[-1])
+        try:
+            manifest.record(output_dir, [(job.source, job.output, outcome.extra)])
+        except OSError as e:
+            outcome = _write_failure(outcome.job, e)
+            errno = e.errno
+        else:
+            result.written.append(job.output)
+            if rows is not None and outcome.fidelity is not None:
+                rows.append((job, outcome.fidelity))
+            return False
+    if not outcome.write_error:
+        result.failed.append((job.source, outcome.reason))
+        log(f"error: {ImageReadError(job.source, outcome.reason)}")
+        return False
+    reason = f"cannot write {job.output}: {outcome.reason}"
+    result.failed.append((job.source, reason))
+    log(f"error: {printable_path(job.source)}: {reason}")
+    return errno in FATAL_WRITE_ERRNOS
+
+
+def colour_note(count: int) -> str:
+    """Faithful mode's closing note on colour inputs."""
+    return (f"note: {count} input(s) were colour images; they were reduced to their luminance "
+            "first (this tool colourises grey frames).")
+
+
+def write_fidelity_csv(output_dir: str, rows: Sequence) -> None:
+    """`fidelity.csv` of full mode's `--report`: one line per `(job, fidelity)`, in the given order."""
+    import csv
+    import io
+
+    from common.training import atomic_write_bytes
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["input", "output", "luminance_mae", "flux_psnr_db"])
+    for job, fid in rows:
+        w.writerow([job.source, job.output, f"{fid.luminance_mae:.6f}", f"{fid.flux_psnr:.3f}"])
+    atomic_write_bytes(os.path.join(output_dir, "fidelity.csv"), buf.getvalue().encode())
+
+
+def summary(result, elapsed: float, output_dir: str, rate: bool) -> str:
+    """The run's last line; `rate` adds images per second (faithful mode)."""
+    line = (f"done: {len(result.written)} written, {len(result.skipped)} skipped (existing), "
+            f"{len(result.failed)} failed, in {elapsed:.1f} s")
+    if rate:
+        line += f" ({len(result.written) / max(elapsed, 1e-9):.2f} images/s)"
+    return f"{line} -> {os.path.abspath(output_dir)}"
