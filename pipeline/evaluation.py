@@ -28,7 +28,7 @@ from PIL import Image
 from data.colour import rgb_to_luma
 from data.datasets import downscale, resize_image
 from data.normalize import to_uint8
-from pipeline.metrics import luma_bt601
+from common.metrics import luma_bt601
 
 
 def quantize(image: np.ndarray) -> np.ndarray:

@@ -172,7 +172,7 @@ def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -
     import keras
 
     from srgan.model import build_generator
-    from srgan.trainer import load_generator_weights
+    from srgan.restore import load_generator_weights
 
     cfg = loaded.config
     policy = keras.mixed_precision.global_policy().name

@@ -88,7 +88,8 @@ def main(argv: Sequence[str]) -> int:
     if not FLAGS.data_dir or not FLAGS.workdir:
         raise app.UsageError("--data_dir and --workdir are required")
     from common.training import NonFiniteLossError
-    from srgan.trainer import SRGANConfig, train
+    from srgan.config import SRGANConfig
+    from srgan.trainer import train
 
     config = SRGANConfig(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(SRGANConfig)})
     signal.signal(signal.SIGTERM, _stop_on_sigterm)

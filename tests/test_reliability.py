@@ -268,7 +268,7 @@ def test_training_on_unusable_or_partly_bad_data(tmp_path, real_images, which):
     """No usable image: a fast, clear error. Some bad ones: skipped with a warning, training goes on."""
     from colorize.trainer import ColorizeConfig
     from colorize.trainer import train as train_colorize
-    from srgan.trainer import SRGANConfig
+    from srgan.config import SRGANConfig
     from srgan.trainer import train as train_srgan
 
     def run(data_dir, steps):
