@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
-from common.training import atomic_write_bytes
+from common.files import atomic_write_bytes
 from data import sources
 from data.domains import is_held_out_credit
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from common.training import atomic_write_bytes
+from common.files import atomic_write_bytes
 from data.normalize import normalize, to_uint8, to_uint16
 
 RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".webp")

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from absl import logging
 
-from common.training import atomic_write_bytes
+from common.files import atomic_write_bytes
 from data.domains import is_held_out_credit
 from data.io import ImageReadError, encode_png, list_images, read_image
 from data.splits import SPLITS

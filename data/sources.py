@@ -30,7 +30,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from common.training import atomic_write_bytes
+from common.files import atomic_write_bytes
 
 MANIFEST = "sources.json"
 STELLARIUM_SUBDIR = os.path.join("usr", "share", "stellarium", "nebulae", "default")

@@ -233,7 +233,7 @@ def _write_png(path, masked, H, W, full_cover: bool, bits: int) -> None:
         return
     import png
 
-    from common.training import atomic_file
+    from common.files import atomic_file
     from data.normalize import to_uint8, to_uint16
 
     quant = to_uint8 if bits == 8 else to_uint16

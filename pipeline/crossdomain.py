@@ -276,7 +276,7 @@ def run_cross_domain(config: CrossDomainConfig, upscalers: dict[str, Callable], 
     Raises:
         data.domains.DomainDataError: a domain's package is missing under `packages_root`.
     """
-    from common.training import atomic_write_bytes
+    from common.files import atomic_write_bytes
     from data.domains import load_domain
     from pipeline.crossdomain_report import colour_grid, colour_table, pick_samples, sr_table
 

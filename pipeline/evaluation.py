@@ -279,7 +279,7 @@ def evaluate(config: EvalConfig, log=print) -> dict:
     Returns:
         {"rows": [Row], "inception": (mean, std) or None, "files": [paths written]}.
     """
-    from common.training import atomic_write_bytes
+    from common.files import atomic_write_bytes
     from data.io import ImageReadError, read_image
     from pipeline.figures import side_by_side
     from pipeline.models import load_model, model_scale

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 from scipy import ndimage
 
-from common.training import atomic_file, atomic_write_bytes
+from common.files import atomic_file, atomic_write_bytes
 from data.colour import compose_rgb, rgb_to_luma, rgb_to_yuv
 from data.normalize import to_uint8, to_uint16
 from pipeline.fits_out import fits_header_for, write_fits_stream

@@ -240,7 +240,7 @@ def _run(config: RunConfig, log=print) -> RunResult:
 def _remove_stale_temporaries(jobs) -> None:
     """Deletes temporary files that a killed earlier run left for these outputs.
 
-    `common.training.atomic_file` writes `.tmp-<pid>-XXXX<name>` beside `<name>`
+    `common.files.atomic_file` writes `.tmp-<pid>-XXXX<name>` beside `<name>`
     and renames it when complete; a killed process leaves the temporary file
     (never a truncated output). Only temporaries of this run's own outputs are
     touched, and only those whose writer is gone: a second run on the same
@@ -249,7 +249,7 @@ def _remove_stale_temporaries(jobs) -> None:
     import glob
     import re
 
-    from common.training import temporary_owner_alive
+    from common.files import temporary_owner_alive
 
     for job in jobs:
         for target in (job.output, job.intermediate):
@@ -284,7 +284,7 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
 
     from tqdm import tqdm
 
-    from common.training import atomic_write_bytes
+    from common.files import atomic_write_bytes
     from data.io import ImageReadError
     from pipeline import manifest
     from pipeline.full import process_full

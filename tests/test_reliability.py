@@ -207,7 +207,7 @@ def test_unusable_output_folder_is_refused_before_work(tmp_path, frames, tiny_ex
 
 
 def test_disk_full_stops_the_run_and_leaves_no_partial_file(tmp_path, frames, tiny_exports, monkeypatch):
-    import common.training as training
+    import common.files as files
     from pipeline.runner import RunConfig, run
 
     real_fsync, calls = os.fsync, []
@@ -218,7 +218,7 @@ def test_disk_full_stops_the_run_and_leaves_no_partial_file(tmp_path, frames, ti
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr(training.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     out = tmp_path / "out"
     messages = []
     result = run(RunConfig(input=str(frames), output=str(out), colorize_model=tiny_exports["colorize"],

@@ -585,7 +585,7 @@ def test_stale_temporaries_of_live_runs_are_kept(tmp_path):
     import subprocess
     import sys
 
-    from common.training import atomic_file
+    from common.files import atomic_file
     from pipeline.inference import Job
     from pipeline.runner import _remove_stale_temporaries
 
