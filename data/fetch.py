@@ -35,6 +35,7 @@ from absl import app, flags
 from common.files import atomic_write_bytes
 from data import sources
 from data.domains import is_held_out_credit
+from data.formats import is_image_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("source", None, ["stellarium", "url-list"], "Where the images come from.")
@@ -168,7 +169,7 @@ def fetch_stellarium(config: FetchConfig, progress: bool = False,
         credits = sources.parse_textures_json(f.read(), os.path.join(folder, "textures.json"))
     os.makedirs(config.out, exist_ok=True)
     records = {r["file"]: r for r in sources.load_manifest(config.out)}
-    on_disk = {n for n in os.listdir(folder) if sources.is_image_name(n)}
+    on_disk = {n for n in os.listdir(folder) if is_image_file(n)}
     report = FetchReport()
     try:
         for name in _progress(sorted(set(credits) | on_disk), "stellarium", progress):
@@ -285,7 +286,7 @@ def _fetch_url(entry: dict, config: FetchConfig, records: dict, assigned: dict, 
         report.add("failed", url, str(e))
         return
     info = got["info"]
-    if not sources.is_image_name(name):  # e.g. .../image?id=3: name it by what arrived
+    if not is_image_file(name):  # e.g. .../image?id=3: name it by what arrived
         name += sources.extension_for(info["format"])
         os.replace(dest + ".part", os.path.join(config.out, name + ".part"))
         dest = os.path.join(config.out, name)

@@ -15,15 +15,9 @@ from typing import Optional
 import numpy as np
 
 from common.files import atomic_write_bytes
+from data.formats import UNSUPPORTED_EXTENSIONS, has_fits_extension, is_image_file
 from data.normalize import normalize, to_uint8, to_uint16
 
-RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".webp")
-FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
-IMAGE_EXTENSIONS = RASTER_EXTENSIONS + FITS_EXTENSIONS
-# Image formats found in camera and astronomy folders that are not decoded here:
-# `list_images` reports them so they are said to be refused, not silently skipped.
-UNSUPPORTED_EXTENSIONS = (".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf", ".raw", ".heic", ".heif",
-                          ".avif", ".jp2", ".j2k", ".jxl", ".xisf", ".psd", ".tga", ".pgm", ".ppm", ".pnm", ".ico")
 
 
 
@@ -64,18 +58,13 @@ class ImageReadError(ValueError):
 
 def is_fits(path: str) -> bool:
     """True for FITS by extension, or by the `SIMPLE  =` card that opens every FITS file."""
-    if path.lower().endswith(FITS_EXTENSIONS):
+    if has_fits_extension(path):
         return True
     try:
         with open(path, "rb") as f:
             return f.read(9) == b"SIMPLE  ="
     except OSError:
         return False
-
-
-def is_image_file(path: str) -> bool:
-    """True when the name has an image or FITS extension (content is not checked)."""
-    return os.path.basename(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
 def list_images(directory: str, recursive: bool = False, unsupported: Optional[list] = None) -> list[str]:
@@ -424,6 +413,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ImageReadError", "InputWarning", "Stretch", "FitsImage", "IMAGE_EXTENSIONS", "is_fits", "is_image_file",
+    "ImageReadError", "InputWarning", "Stretch", "FitsImage", "is_fits",
     "list_images", "fit_stretch", "read_fits", "read_image", "read_rgb", "encode_png", "write_png", "write_tiff16",
 ]

@@ -31,10 +31,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from common.files import atomic_write_bytes
+from data.formats import split_extension
 
 MANIFEST = "sources.json"
 STELLARIUM_SUBDIR = os.path.join("usr", "share", "stellarium", "nebulae", "default")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
 ALLOWED_SCHEMES = ("http", "https", "file")
 _CHUNK = 1 << 16
 # Above this many pixels the grey/colour content check is skipped (a full decode
@@ -408,23 +408,16 @@ def name_from_url(url: str) -> str:
         raise ValueError(f"{url}: scheme {parts.scheme or '(none)'!r} not allowed (only http, https, file)")
     segment = re.split(r"[/\\]", urllib.parse.unquote(parts.path))[-1]
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", segment).lstrip(".")
-    stem, ext = _split_ext(name)
+    stem, ext = split_extension(name)
     name = stem[: 150 - len(ext)] + ext
     if not stem.strip("_-."):
         raise ValueError(f"{url}: no file name in the URL path")
     return name
 
 
-def _split_ext(name: str) -> tuple[str, str]:
-    for suffix in (".fits.gz", ".fits.fz"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)], name[-len(suffix):]
-    return os.path.splitext(name)
-
-
 def with_suffix_hash(name: str, key: str) -> str:
     """`name` with 8 hex digits of sha1(key) before its extension (stable de-duplication)."""
-    stem, ext = _split_ext(name)
+    stem, ext = split_extension(name)
     return f"{stem}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}{ext}"
 
 
@@ -565,10 +558,6 @@ def download(url: str, part: str, sha256: str = "", retries: int = 3, timeout: f
                 continue
             raise FetchError(problem)
         return {"sha256": digest, "attempts": attempt, "resumed": resumed, "info": info}
-
-
-def is_image_name(name: str) -> bool:
-    return name.lower().endswith(IMAGE_SUFFIXES)
 
 
 def extension_for(fmt: str) -> str:

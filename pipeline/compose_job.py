@@ -19,13 +19,13 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from data.formats import split_extension
 from pipeline.composite import Composite, CompositeOptions, ComposeError, make_composite, order_frames, read_frame
 from pipeline.full import FullOptions
 from pipeline.runner import RunConfig
 
 FORMATS = ("png", "png16", "fits")
 _RUN = RunConfig(input="", output="")
-_FITS_SUFFIXES = (".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fits", ".fit", ".fts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,11 +134,7 @@ def _one_filter(path: str, config: ComposeConfig, log) -> ComposeResult:
 
 
 def _stem(path: str) -> str:
-    name = os.path.basename(path)
-    for suffix in _FITS_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return os.path.splitext(name)[0]
+    return split_extension(os.path.basename(path))[0]
 
 
 def output_paths(reference_path: str, output: str, formats: Sequence[str], scale: int) -> dict:
