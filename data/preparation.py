@@ -19,7 +19,8 @@ from absl import logging
 from common.files import atomic_write_bytes
 from data.domains import is_held_out_credit
 from data.formats import split_extension
-from data.io import ImageReadError, encode_png, list_images, read_image
+from data.io import ImageReadError, list_images, read_image
+from data.writers import encode_png
 from data.splits import SPLITS
 from data.tiles import tile_boxes
 

@@ -199,7 +199,7 @@ def write_tiff16_stream(path: str, bands: Iterator[np.ndarray], height: int, wid
 
 def write_residual_png(path: str, residual: np.ndarray) -> None:
     """The flux residual map, scaled so its 99.9th percentile is white."""
-    from data.io import encode_png
+    from data.writers import encode_png
 
     top = float(np.percentile(residual, 99.9)) or 1.0
     atomic_write_bytes(path, encode_png(np.clip(residual / top, 0, 1)))

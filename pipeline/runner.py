@@ -124,7 +124,8 @@ def _run(config: RunConfig, log=print) -> RunResult:
     import numpy as np
     from tqdm import tqdm
 
-    from data.io import ImageReadError, write_png
+    from data.io import ImageReadError
+    from data.writers import write_png
     from pipeline import manifest
     from pipeline.api import Pipeline
     from pipeline.inference import batched, collect_inputs, exclude_own_outputs, iter_loaded, plan_jobs

@@ -27,9 +27,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.domains import STELLARIUM_DIR, TRAIN_FITS, is_held_out_credit  # noqa: E402
-from data.io import ImageReadError, read_fits, write_png  # noqa: E402
+from data.io import ImageReadError, read_fits  # noqa: E402
+from data.writers import write_png  # noqa: E402
 from data.formats import is_image_file  # noqa: E402
-from data.sources import parse_textures_json  # noqa: E402
+from data.stellarium import parse_textures_json  # noqa: E402
 from data.synthetic import display_scene  # noqa: E402
 
 

@@ -111,7 +111,7 @@ def train(config: SRGANConfig, workdir: str) -> TrainResult:
     """
     from common.summaries import write_image, write_scalars
     from data.datasets import split_files, sr_dataset
-    from data.io import write_png
+    from data.writers import write_png
 
     validate(config)
     strategy = make_strategy(config.strategy)

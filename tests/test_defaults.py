@@ -55,6 +55,7 @@ def test_a_field_without_help_is_refused():
 _FULL = "pipeline.full.FullOptions"
 _ENTRIES = {
     "colorize.train": [("colorize.config.ColorizeConfig", None)],
+    "data.fetch": [("data.fetching.FetchConfig", None)],
     "srgan.train": [("srgan.config.SRGANConfig", None)],
     "pipeline.run": [("pipeline.runner.RunConfig", None),
                      (_FULL, {n: n for n in ("size", "tile", "tile_overlap", "output_format", "linear_output",

@@ -139,7 +139,8 @@ def test_sigkill_at_a_random_step_then_resume(tmp_path, tiny_data, which):
 
 @pytest.fixture()
 def frames(tmp_path, real_images):
-    from data.io import read_image, write_png
+    from data.io import read_image
+    from data.writers import write_png
 
     d = tmp_path / "in"
     d.mkdir()
