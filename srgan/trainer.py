@@ -40,7 +40,7 @@ from common.metrics import psnr, ssim
 from common.training import TrainState, check_finite, load_config, next_batch, save_config, set_seed
 from srgan.config import MODEL_FIELDS, SRGANConfig, learning_rate_at, phase_of, validate
 from srgan.restore import load_generator_weights
-from srgan.saved_model import export_saved_model
+from srgan.saved_model import export_saved_model, sr_output
 from srgan.steps import SRGANModels
 
 #: Per-step loss records kept in memory for `TrainResult` (history.jsonl has the logged ones).
@@ -78,7 +78,7 @@ def evaluate_dev(generator: keras.Model, dataset) -> dict:
     sums = {"psnr": 0.0, "ssim": 0.0, "psnr_bicubic": 0.0}
     n = 0
     for lr, hr in dataset:
-        sr = tf.clip_by_value(tf.cast(generator(lr, training=False), tf.float32), 0.0, 1.0)
+        sr = sr_output(generator(lr, training=False))
         bic = tf.clip_by_value(tf.image.resize(lr, tf.shape(hr)[1:3], "bicubic"), 0.0, 1.0)
         b = int(lr.shape[0])
         sums["psnr"] += float(psnr(hr, sr)) * b
@@ -90,7 +90,7 @@ def evaluate_dev(generator: keras.Model, dataset) -> dict:
 
 def _sample_strip(generator: keras.Model, lr, hr) -> np.ndarray:
     """First pair of a batch as one `[H, 3W, 3]` image in [0, 1]: bicubic | SR | HR."""
-    sr = np.clip(np.asarray(generator(lr[:1], training=False), np.float32)[0], 0, 1)
+    sr = sr_output(generator(lr[:1], training=False)).numpy()[0]
     bic = np.clip(tf.image.resize(lr[:1], hr.shape[1:3], "bicubic").numpy()[0], 0, 1)
     return np.concatenate([bic, sr, np.asarray(hr[0])], axis=1)
 
