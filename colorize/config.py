@@ -17,7 +17,7 @@ from absl import logging
 
 from colorize.model import ARCHITECTURE_FIELDS, BACKBONES, SIZE_MULTIPLE
 from common.settings import setting
-from common.training import STRATEGIES, load_config
+from common.training import STRATEGIES, STRATEGY_HELP, load_config
 
 
 LOSSES = ("blurred_mse", "classification")
@@ -108,11 +108,7 @@ class ColorizeConfig:
     export_dir: str = setting("", help="Also export there at the end (e.g. checkpoints/colorize; replaced).")
     tensorboard: bool = setting(True, help="Write TensorBoard logs to workdir/tensorboard.")
     progress: Optional[bool] = setting(None, help="Show a progress bar (default: when stderr is a terminal).")
-    strategy: str = setting("default", help=(
-        "tf.distribute strategy: default (one device), mirrored (all GPUs of this host, else all logical "
-        "CPUs), multi_worker (MultiWorkerMirroredStrategy across hosts, from the TF_CONFIG environment "
-        "variable). --batch_size is the global batch, split evenly across replicas. See README 'Scaling out'."
-    ), choices=STRATEGIES)
+    strategy: str = setting("default", help=STRATEGY_HELP, choices=STRATEGIES)
 
     def __post_init__(self):
         # Flags and config.json give lists; a frozen config holds a tuple.

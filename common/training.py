@@ -17,6 +17,10 @@ from common.files import atomic_write_bytes
 
 # tf.distribute strategies the trainers accept (see common.distribute).
 STRATEGIES = ("default", "mirrored", "multi_worker")
+#: The `--strategy` help of both trainers (`colorize.config`, `srgan.config`).
+STRATEGY_HELP = ("tf.distribute strategy: default (one device), mirrored (all GPUs of this host, else all logical "
+                 "CPUs), multi_worker (MultiWorkerMirroredStrategy across hosts, from the TF_CONFIG environment "
+                 "variable). --batch_size is the global batch, split evenly across replicas. See README 'Scaling out'.")
 
 
 class NonFiniteLossError(FloatingPointError):

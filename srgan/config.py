@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from common.settings import setting
-from common.training import STRATEGIES
+from common.training import STRATEGIES, STRATEGY_HELP
 from data.datasets import DEGRADATIONS
 from srgan.model import ARCHS, VGG_LAYERS
 
@@ -90,11 +90,7 @@ class SRGANConfig:
         "num_blocks/filters/scale/arch (e.g. checkpoints/srgan with --init_steps 0: phase 2 only, fine-tuning"
         " a trained SRResNet as tensorlayer/srgan does after its init epochs). Ignored when resuming."
     ))
-    strategy: str = setting("default", help=(
-        "tf.distribute strategy: default (one device), mirrored (all GPUs of this host, else all logical "
-        "CPUs), multi_worker (MultiWorkerMirroredStrategy across hosts, from the TF_CONFIG environment "
-        "variable). --batch_size is the global batch, split evenly across replicas. See README 'Scaling out'."
-    ), choices=STRATEGIES)
+    strategy: str = setting("default", help=STRATEGY_HELP, choices=STRATEGIES)
 
 
 def validate(config: SRGANConfig) -> None:
