@@ -147,7 +147,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=224, help="colouriser working size")
     args = parser.parse_args()
 
-    from common.training import atomic_write_bytes
+    from common.files import atomic_write_bytes
     from pipeline.bundled import resolve_model
     from pipeline.models import load_model
 

@@ -199,7 +199,7 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
         rows.append({"what": f"colouriser training step ({what})", "steps_per_s": 1 / secs})
     elif name in ("train_srgan_mse", "train_srgan_gan"):
         from srgan.steps import SRGANModels
-        from srgan.trainer import SRGANConfig
+        from srgan.config import SRGANConfig
 
         m = SRGANModels(SRGANConfig(data_dir="", vgg_weights="none"))
         lr = tf.random.uniform((16, 24, 24, 3))

@@ -16,7 +16,8 @@ from typing import Optional
 from absl import logging
 
 from colorize.model import ARCHITECTURE_FIELDS, BACKBONES, SIZE_MULTIPLE
-from common.training import STRATEGIES, load_config
+from common.settings import setting
+from common.training import STRATEGIES, STRATEGY_HELP, load_config
 
 
 LOSSES = ("blurred_mse", "classification")
@@ -24,47 +25,90 @@ LOSSES = ("blurred_mse", "classification")
 
 @dataclasses.dataclass(frozen=True)
 class ColorizeConfig:
-    """Resolved settings of one colouriser training run (defaults: the paper's)."""
+    """Resolved settings of one colouriser training run (defaults: the paper's).
 
-    data_dir: str
-    iterations: int = 41000  # sec. 5.1: ~41k, overfitting after ~30k
-    batch_size: int = 6  # Guo's config.py (the paper gives none)
-    size: int = 224  # sec. 4.1 / 5.2
-    learning_rate: float = 1e-3  # sec. 5.1, Adam
-    lr_decay_steps: tuple = ()  # steps where the learning rate is multiplied by lr_decay_factor (none in the paper)
-    lr_decay_factor: float = 0.3
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-8
-    backbone_weights: str = "imagenet"  # 'imagenet', 'none' or a .h5 path
-    freeze_backbone: bool = True  # Guo kept the VGG16 fixed
-    backbone: str = "vgg16"  # Guo's; 'compact' = small encoder trained from scratch
-    global_context: bool = False  # image-wide features fused in (Iizuka et al.); not in Guo's network
-    output_batchnorm: bool = True  # Guo's BN before the output sigmoid
-    low_saturation_weight: float = 0.0  # paper's future work; 0 = the paper's loss
-    loss: str = "blurred_mse"  # the paper's (Guo's); 'classification' = Zhang et al. 2016 (colorize.chroma)
-    chroma_bin_width: float = 0.04  # classification: UV grid spacing of the chroma bins
+    Each field's help is its `colorize.train` flag's (see `common.settings`).
+    """
+
+    data_dir: str = setting(help="Output folder of `python -m data.prepare` (holds train/ and dev/).")
+    iterations: int = setting(41000, help="Training steps (paper sec. 5.1: ~41,000; overfitting after ~30,000).")
+    batch_size: int = setting(6, help="Images per step (the paper gives none; 6 is Guo's config.py).")
+    size: int = setting(224, help="Training image side (paper sec. 4.1: 224); a multiple of 16.")
+    learning_rate: float = setting(1e-3, help="Adam learning rate (paper sec. 5.1).")
+    lr_decay_steps: tuple = setting((), help=(
+        "Steps at which the learning rate is multiplied by --lr_decay_factor (none: the paper's constant "
+        "rate, sec. 5.1)."
+    ))
+    lr_decay_factor: float = setting(0.3, help="Learning-rate factor at each of --lr_decay_steps.")
+    beta_1: float = setting(0.9, help="Adam beta_1 (paper sec. 5.1).")
+    beta_2: float = setting(0.999, help="Adam beta_2 (paper sec. 5.1).")
+    epsilon: float = setting(1e-8, help="Adam epsilon (paper sec. 5.1).")
+    backbone_weights: str = setting("imagenet", help=(
+        "VGG16 weights (paper sec. 4.1: ImageNet): 'imagenet' (Keras downloads them once; needs internet), "
+        "'none' (random init), or the path of a VGG16 no-top .h5 file."
+    ))
+    freeze_backbone: bool = setting(True, help="Keep the VGG16 weights fixed, as Guo did (sec. 4.1).")
+    backbone: str = setting("vgg16", help=(
+        "Encoder: 'vgg16' (paper sec. 4.1, Guo) or 'compact', a quarter-width VGG-style encoder trained from "
+        "scratch (for machines without ImageNet weights; --backbone_weights and --freeze_backbone do not "
+        "apply)."
+    ), choices=BACKBONES)
+    global_context: bool = setting(False, help=(
+        "Fuse an image-wide summary of the deepest features into every position (Iizuka et al. 2016; not in "
+        "the paper), so colours can follow the whole frame."
+    ))
+    output_batchnorm: bool = setting(True, help=(
+        "Batch norm before the output sigmoid, as in Guo's network (paper sec. 4.1). It forces every training"
+        " batch's chroma to the same spread; --nooutput_batchnorm lets a network without ImageNet features "
+        "learn."
+    ))
+    low_saturation_weight: float = setting(0.0, help=(
+        "Extra weight on pixels predicted greyer than the target (the paper's future work against washed-out "
+        "colours, sec. 6); 0 = the paper's loss."
+    ))
+    loss: str = setting("blurred_mse", help=(
+        "blurred_mse: the paper's (Guo's) MSE of the chroma plain and after 3x3 and 5x5 Gaussian blurs (sec. "
+        "4.1); classification: Zhang et al. 2016, class-rebalanced cross-entropy over quantised UV bins, "
+        "decoded by the annealed mean (colorize.chroma; --portable only)."
+    ), choices=LOSSES)
+    chroma_bin_width: float = setting(0.04, help=(
+        "--loss classification: UV grid spacing of the bins (the bins the training pixels fall in are kept)."
+    ))
     chroma_bins: tuple = ()  # classification: the kept bins' grid indices, found in the training data at the start
-    chroma_neighbours: int = 5  # classification: bins in each soft target (1 = one-hot)
-    chroma_loss_stride: int = 4  # classification: the loss on every 4th pixel each way (Zhang: 1/4 resolution)
-    rebalance_lambda: float = 0.5  # classification: mix with the uniform distribution in the class weights
-    temperature: float = 0.38  # classification: annealed-mean decoding temperature (Zhang's), the export's default
-    brightness_jitter: float = 0.0  # training crops' RGB gain drawn in [1 - b, 1 + b] (0 = off)
-    contrast_jitter: float = 0.0  # training crops' contrast about their mean luma, in [1 - c, 1 + c] (0 = off)
-    seed: int = 0
-    log_every: int = 50
-    sample_every: int = 1000  # sec. 5.1: inspected every 1000 iterations
-    num_samples: int = 4
-    eval_every: int = 1000
-    eval_images: int = 0  # 0 = the whole dev split
-    checkpoint_every: int = 1000
-    max_to_keep: int = 5
-    keep_best: bool = True
-    export: bool = True
-    export_dir: str = ""
-    tensorboard: bool = True
-    progress: Optional[bool] = None  # None: a bar when stderr is a terminal
-    strategy: str = "default"  # tf.distribute: default | mirrored | multi_worker
+    chroma_neighbours: int = setting(5, help=(
+        "--loss classification: nearest bins in each soft target (Zhang: 5; 1 = one-hot)."
+    ))
+    chroma_loss_stride: int = setting(4, help=(
+        "--loss classification: take the loss on every Nth pixel each way (Zhang et al.: a quarter of the "
+        "resolution; 1 = every pixel)."
+    ))
+    rebalance_lambda: float = setting(0.5, help=(
+        "--loss classification: class weights ((1-l) p + l/Q)^-1 (Zhang: 0.5; 1 = no rebalancing)."
+    ))
+    temperature: float = setting(0.38, help=(
+        "--loss classification: annealed-mean temperature for the dev metrics and the export's default "
+        "(Zhang: 0.38; toward 0 the mode, 1 the mean)."
+    ))
+    brightness_jitter: float = setting(0.0, help=(
+        "--portable: training crops' RGB gain in [1-b, 1+b] (hue kept; 0 = off)."
+    ))
+    contrast_jitter: float = setting(0.0, help=(
+        "--portable: training crops' contrast about their mean luma in [1-c, 1+c] (hue kept; 0 = off)."
+    ))
+    seed: int = setting(0, help="Seed for initialisation, shuffling and augmentation.")
+    log_every: int = setting(50, help="Log loss and steps/s every N steps.")
+    sample_every: int = setting(1000, help="Save grey|prediction|truth sheets every N steps (sec. 5.1: 1000).")
+    num_samples: int = setting(4, help="Images per sample sheet (from the dev split when there is one).")
+    eval_every: int = setting(1000, help="Dev-set loss/MSE every N steps.")
+    eval_images: int = setting(0, help="Dev images used per evaluation (0 = all).")
+    checkpoint_every: int = setting(1000, help="Save the full training state every N steps.")
+    max_to_keep: int = setting(5, help="Recent checkpoints kept.")
+    keep_best: bool = setting(True, help="Also keep the weights with the lowest dev loss (workdir/ckpt_best).")
+    export: bool = setting(True, help="Export a SavedModel to workdir/export at the end.")
+    export_dir: str = setting("", help="Also export there at the end (e.g. checkpoints/colorize; replaced).")
+    tensorboard: bool = setting(True, help="Write TensorBoard logs to workdir/tensorboard.")
+    progress: Optional[bool] = setting(None, help="Show a progress bar (default: when stderr is a terminal).")
+    strategy: str = setting("default", help=STRATEGY_HELP, choices=STRATEGIES)
 
     def __post_init__(self):
         # Flags and config.json give lists; a frozen config holds a tuple.

@@ -55,7 +55,8 @@ from colorize.chroma import ChromaHead, counts_in, data_bins
 from colorize.config import ColorizeConfig, check_resume_config, make_optimizer, use_config_learning_rate, validate
 from colorize.losses import colorize_loss, uv_mse
 from colorize.model import architecture, build_colorizer
-from common.training import atomic_write_bytes, check_finite, read_best, save_config, set_seed, write_best
+from common.files import atomic_write_bytes
+from common.training import check_finite, read_best, save_config, set_seed, write_best
 from data.colour import UV_OFFSET
 from data.examples import N_CROP_PARAMS, load_images, make_examples, random_crops, whole_images
 from data.splits import split_files

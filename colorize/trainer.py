@@ -40,7 +40,7 @@ from common.distribute import (check_batch, checkpoint_dir, distribute_dataset, 
                                synchronize_batch_norm)
 from data.colour import UV_OFFSET, yuv_to_rgb
 from data.datasets import colorize_dataset, split_files
-from data.io import write_png
+from data.writers import write_png
 
 
 @dataclasses.dataclass

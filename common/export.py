@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from typing import Any, Mapping
 
-from common.training import atomic_write_bytes
+from common.files import atomic_write_bytes
 
 
 class ExportError(RuntimeError):

@@ -5,91 +5,26 @@ config and pass it (and a workdir) in.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
 from typing import Any, Mapping
 
 import numpy as np
 
+from common.files import atomic_write_bytes
+
 # tf.distribute strategies the trainers accept (see common.distribute).
 STRATEGIES = ("default", "mirrored", "multi_worker")
+#: The `--strategy` help of both trainers (`colorize.config`, `srgan.config`).
+STRATEGY_HELP = ("tf.distribute strategy: default (one device), mirrored (all GPUs of this host, else all logical "
+                 "CPUs), multi_worker (MultiWorkerMirroredStrategy across hosts, from the TF_CONFIG environment "
+                 "variable). --batch_size is the global batch, split evenly across replicas. See README 'Scaling out'.")
 
 
 class NonFiniteLossError(FloatingPointError):
     """Raised when a training loss becomes NaN or infinite."""
-
-
-def _plain_file_mode() -> int:
-    """0666 less the umask: what a plain open() would give a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def atomic_file(path: str):
-    """Opens a temporary file beside `path` for binary writing; renames it over `path` on success.
-
-    Readers never see a partial file: the data is flushed and fsynced, then the
-    temporary file is renamed (atomic on POSIX). On any error the temporary file
-    is removed and `path` is untouched.
-
-    Yields:
-        The open binary file object.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # The writer's pid is in the name, so clean-up of stale temporaries can
-    # tell a killed run's leftovers from a concurrent run's live file.
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=os.path.basename(path), dir=directory)
-    os.close(fd)
-    try:
-        # Opened by name so the file object's .name is a path (some writers need it).
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes 0600 files; give the result a plain file's permissions.
-        os.chmod(tmp, _plain_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def temporary_owner_alive(name: str) -> bool:
-    """Whether the process that made the `atomic_file` temporary `name` (`.tmp-<pid>-...`) still runs.
-
-    False for a temporary without a pid (written before pids were recorded)
-    or whose process is gone; True for this process and for a live one (also
-    one of another user, which `os.kill(pid, 0)` reports as PermissionError).
-    """
-    import re
-
-    match = re.match(r"\.tmp-(\d+)-", name)
-    if not match:
-        return False
-    pid = int(match[1])
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def atomic_write_bytes(path: str, payload: bytes) -> None:
-    """Writes `payload` to `path` so that readers never see a partial file (see `atomic_file`)."""
-    with atomic_file(path) as f:
-        f.write(payload)
 
 
 def config_to_dict(config: Any) -> dict:

@@ -145,7 +145,7 @@ def load_stellarium_hubble(root: str, multiple: int = 4) -> list[DomainImage]:
         DomainDataError: no `textures.json`, or a listed held-out image is missing.
     """
     from data.io import read_rgb
-    from data.sources import parse_textures_json
+    from data.stellarium import parse_textures_json
 
     folder = os.path.join(root, STELLARIUM_DIR)
     textures = os.path.join(folder, "textures.json")

@@ -1,4 +1,4 @@
-"""Images in and out: the one place that reads PNG/JPEG/TIFF/FITS and writes PNG.
+"""Reading images: the one place that reads PNG/JPEG/TIFF/FITS (writing is `data.writers`).
 
 Everything returned is float32 in [0, 1], channels last, `[H, W, 1]` (grey) or
 `[H, W, 3]` (RGB), via `data.normalize.normalize`. Every failure is an
@@ -7,23 +7,15 @@ through a folder can print one clear line per bad file and go on.
 """
 from __future__ import annotations
 
-import io
 import os
 import warnings
 from typing import Optional
 
 import numpy as np
 
-from common.training import atomic_write_bytes
-from data.normalize import normalize, to_uint8, to_uint16
+from data.formats import UNSUPPORTED_EXTENSIONS, has_fits_extension, is_image_file
+from data.normalize import normalize
 
-RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".webp")
-FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
-IMAGE_EXTENSIONS = RASTER_EXTENSIONS + FITS_EXTENSIONS
-# Image formats found in camera and astronomy folders that are not decoded here:
-# `list_images` reports them so they are said to be refused, not silently skipped.
-UNSUPPORTED_EXTENSIONS = (".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf", ".raw", ".heic", ".heif",
-                          ".avif", ".jp2", ".j2k", ".jxl", ".xisf", ".psd", ".tga", ".pgm", ".ppm", ".pnm", ".ico")
 
 
 
@@ -64,18 +56,13 @@ class ImageReadError(ValueError):
 
 def is_fits(path: str) -> bool:
     """True for FITS by extension, or by the `SIMPLE  =` card that opens every FITS file."""
-    if path.lower().endswith(FITS_EXTENSIONS):
+    if has_fits_extension(path):
         return True
     try:
         with open(path, "rb") as f:
             return f.read(9) == b"SIMPLE  ="
     except OSError:
         return False
-
-
-def is_image_file(path: str) -> bool:
-    """True when the name has an image or FITS extension (content is not checked)."""
-    return os.path.basename(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
 def list_images(directory: str, recursive: bool = False, unsupported: Optional[list] = None) -> list[str]:
@@ -367,49 +354,6 @@ def read_rgb(path: str) -> np.ndarray:
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
 
 
-def _png16_bytes(a: np.ndarray) -> bytes:
-    import png
-
-    h, w, c = a.shape
-    buf = io.BytesIO()
-    png.Writer(width=w, height=h, bitdepth=16, greyscale=(c == 1), compression=6).write(
-        buf, a.reshape(h, w * c)
-    )
-    return buf.getvalue()
-
-
-def encode_png(image: np.ndarray, bits: int = 8) -> bytes:
-    """Encodes float [0, 1] `[H, W]`, `[H, W, 1]` or `[H, W, 3]` as PNG bytes (8 or 16 bit)."""
-    import imageio.v3 as iio
-
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[-1] not in (1, 3):
-        raise ValueError(f"expected [H, W, 1|3] image, got shape {a.shape}")
-    if bits == 8:
-        q = to_uint8(a)
-        return iio.imwrite("<bytes>", q[..., 0] if q.shape[-1] == 1 else q, extension=".png")
-    if bits == 16:
-        return _png16_bytes(to_uint16(a))
-    raise ValueError(f"bits must be 8 or 16, got {bits}")
-
-
-def write_png(path: str, image: np.ndarray, bits: int = 8) -> None:
-    """Writes a float [0, 1] image as PNG atomically (temporary file, then rename)."""
-    atomic_write_bytes(path, encode_png(image, bits=bits))
-
-
-def write_tiff16(path: str, image: np.ndarray) -> None:
-    """Writes a float [0, 1] image as a 16-bit TIFF atomically."""
-    import imageio.v3 as iio
-
-    a = np.asarray(image)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    atomic_write_bytes(path, iio.imwrite("<bytes>", to_uint16(a), extension=".tif"))
-
-
 _FITS_NAMES = ("Stretch", "FitsImage", "STRETCHES", "INTERVALS", "fit_stretch", "read_fits", "fits_image_from_hdus")
 
 
@@ -424,6 +368,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ImageReadError", "InputWarning", "Stretch", "FitsImage", "IMAGE_EXTENSIONS", "is_fits", "is_image_file",
-    "list_images", "fit_stretch", "read_fits", "read_image", "read_rgb", "encode_png", "write_png", "write_tiff16",
+    "ImageReadError", "InputWarning", "Stretch", "FitsImage", "is_fits",
+    "list_images", "fit_stretch", "read_fits", "read_image", "read_rgb",
 ]

@@ -16,9 +16,11 @@ from typing import Sequence
 import numpy as np
 from absl import logging
 
-from common.training import atomic_write_bytes
+from common.files import atomic_write_bytes
 from data.domains import is_held_out_credit
-from data.io import ImageReadError, encode_png, list_images, read_image
+from data.formats import split_extension
+from data.io import ImageReadError, list_images, read_image
+from data.writers import encode_png
 from data.splits import SPLITS
 from data.tiles import tile_boxes
 
@@ -67,9 +69,7 @@ def assign_splits(source_ids: Sequence[str], fractions: Sequence[float], salt: s
 
 
 def _safe_stem(relpath: str) -> str:
-    stem = os.path.splitext(relpath)[0]
-    if stem.endswith((".fits", ".fit", ".fts")):  # .fits.gz
-        stem = os.path.splitext(stem)[0]
+    stem = split_extension(relpath)[0]
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem.replace(os.sep, "__")).strip("._") or "image"
 
 

@@ -118,7 +118,7 @@ def main() -> int:
 
         from PIL import Image
 
-        from common.training import atomic_write_bytes
+        from common.files import atomic_write_bytes
 
         buf = io.BytesIO()
         Image.open(args.out).convert("RGB").save(buf, format="JPEG", quality=90)

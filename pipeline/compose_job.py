@@ -39,6 +39,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from data.formats import split_extension
 from pipeline.compose_models import GREENS, SR_ON
 from pipeline.composite import Composite, CompositeOptions, ComposeError, make_composite, order_frames, read_frame
 from pipeline.full import FullOptions
@@ -46,7 +47,6 @@ from pipeline.runner import RunConfig
 
 FORMATS = ("png", "png16", "fits")
 _RUN = RunConfig(input="", output="")
-_FITS_SUFFIXES = (".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fits", ".fit", ".fts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,11 +243,7 @@ def _one_filter(path: str, config: ComposeConfig, log) -> ComposeResult:
 
 
 def _stem(path: str) -> str:
-    name = os.path.basename(path)
-    for suffix in _FITS_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return os.path.splitext(name)[0]
+    return split_extension(os.path.basename(path))[0]
 
 
 def output_paths(reference_path: str, output: str, formats: Sequence[str], scale: int) -> dict:
@@ -360,7 +356,7 @@ def _write_png(path, masked, H, W, full_cover: bool, bits: int) -> None:
         return
     import png
 
-    from common.training import atomic_file
+    from common.files import atomic_file
     from data.normalize import to_uint8, to_uint16
 
     quant = to_uint8 if bits == 8 else to_uint16

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.datasets import block_mean
+from pipeline.inference import sr_output
 
 OPERATORS = ("bicubic", "block")
 MODES = ("auto", "bicubic", "block", "none")
@@ -149,6 +150,6 @@ def consistent_upscale(upscale_fn, lr: np.ndarray, operator: str = "bicubic", st
         float32 `[sH, sW, C]` in [0, 1] (display values).
     """
     lr = np.asarray(lr, np.float32)
-    sr = np.clip(np.asarray(upscale_fn(lr), np.float32), 0.0, 1.0)
+    sr = sr_output(upscale_fn(lr))
     scale = sr.shape[0] // lr.shape[0]
     return consistent_display(sr, lr, scale, operator, stretch, lr_linear)[0]

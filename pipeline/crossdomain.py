@@ -37,6 +37,7 @@ from data.domains import DOMAINS, HDF_CROP, RAW_CROP
 from pipeline.crossdomain_metrics import (RING, block_mean, channel_bias, colourfulness, hue_error, is_grey,
                                           psnr_of_mse, ring_mse)
 from pipeline.evaluation import grey_baseline, make_lr, mse_255, pil_upscale, quantize, saturation, sr_metrics, to_size
+from pipeline.inference import sr_output
 from pipeline.photometry import DEFAULT_APERTURES, find_stars, relative_flux_errors
 
 SCALE = 4
@@ -96,7 +97,7 @@ def _sr_values(hr: np.ndarray, sr: np.ndarray, scale: int) -> dict:
 
 
 def _upscale(fn: Callable, lr: np.ndarray, scale: int, **kw) -> np.ndarray:
-    sr = np.clip(np.asarray(fn(lr, **kw), np.float32), 0.0, 1.0)
+    sr = sr_output(fn(lr, **kw))
     want = (lr.shape[0] * scale, lr.shape[1] * scale, 3)
     if sr.shape != want:
         raise ValueError(f"upscaler returned shape {sr.shape}, expected {want}")
@@ -276,7 +277,7 @@ def run_cross_domain(config: CrossDomainConfig, upscalers: dict[str, Callable], 
     Raises:
         data.domains.DomainDataError: a domain's package is missing under `packages_root`.
     """
-    from common.training import atomic_write_bytes
+    from common.files import atomic_write_bytes
     from data.domains import load_domain
     from pipeline.crossdomain_report import colour_grid, colour_table, pick_samples, sr_table
 

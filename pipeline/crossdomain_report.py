@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from common.training import atomic_write_bytes
+from common.files import atomic_write_bytes
 
 BASELINE = "bicubic (PIL)"
 

@@ -25,10 +25,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from common.metrics import luma_bt601
 from data.colour import rgb_to_luma
 from data.datasets import downscale, resize_image
 from data.normalize import to_uint8
-from pipeline.metrics import luma_bt601
+from pipeline.inference import sr_output
 
 
 def quantize(image: np.ndarray) -> np.ndarray:
@@ -143,7 +144,7 @@ def evaluate_sr(images: Sequence[np.ndarray], upscalers: dict[str, Callable], sc
         hr = mod_crop(img, scale)
         lr = make_lr(hr, scale)
         for name, fn in upscalers.items():
-            per_method[name].append(sr_metrics(hr, np.clip(fn(lr), 0, 1), scale))
+            per_method[name].append(sr_metrics(hr, sr_output(fn(lr)), scale))
     return [Row("super-resolution x%d" % scale, name, _mean(v)) for name, v in per_method.items() if v]
 
 
@@ -191,7 +192,7 @@ def evaluate_end_to_end(
             "true colour + SR model": upscale(small),
         }
         for name, out in outputs.items():
-            out = np.clip(out, 0, 1)
+            out = sr_output(out)
             methods[name].append({"mse_255": mse_255(target, out), "psnr_rgb": psnr_255(target, out, scale)})
     return [Row(f"end to end {size} -> {out_size}", name, _mean(v)) for name, v in methods.items()]
 
@@ -279,7 +280,7 @@ def evaluate(config: EvalConfig, log=print) -> dict:
     Returns:
         {"rows": [Row], "inception": (mean, std) or None, "files": [paths written]}.
     """
-    from common.training import atomic_write_bytes
+    from common.files import atomic_write_bytes
     from data.io import ImageReadError, read_image
     from pipeline.figures import side_by_side
     from pipeline.models import load_model, model_scale
@@ -327,7 +328,7 @@ def evaluate(config: EvalConfig, log=print) -> dict:
     if config.inception_weights != "none":  # the end-to-end outputs again, only when they will be scored
         for img in images:
             small = to_size(img, config.size)
-            finals.append(np.clip(upscalers[0].run(colorize(np.asarray(rgb_to_luma(small), np.float32))[None])[0], 0, 1))
+            finals.append(sr_output(upscalers[0].run(colorize(np.asarray(rgb_to_luma(small), np.float32))[None])[0]))
     inception, why = inception_score(finals, config.inception_weights)
     notes = [
         "All errors are float64 on 8-bit levels (0..255). The paper's script subtracted uint8 images, so its "
@@ -351,7 +352,7 @@ def evaluate(config: EvalConfig, log=print) -> dict:
         lr = make_lr(hr, scale)
         sr_path = os.path.join(config.output, "figures", f"{name}_sr.png")
         side_by_side(sr_path, [("original", hr), ("bicubic", pil_upscale(lr, scale, "bicubic")),
-                               (model_label(upscalers[0]), np.clip(upscalers[0].run(lr[None])[0], 0, 1))],
+                               (model_label(upscalers[0]), sr_output(upscalers[0].run(lr[None])[0]))],
                      title=f"{name}: x{scale} from antialiased-bicubic LR")
         small = to_size(img, config.size)
         grey = np.asarray(rgb_to_luma(small), np.float32)
@@ -366,7 +367,7 @@ def evaluate(config: EvalConfig, log=print) -> dict:
 def evaluate_cross_domain(config, srgan_models: Sequence[str], colorize_model: str, log=print) -> dict:
     """`pipeline.crossdomain.run_cross_domain` with the exported models loaded (`--cross_domain`).
 
-    Each SR export gives a row (`np.clip(model.run(lr[None])[0], 0, 1)`, the
+    Each SR export gives a row (`sr_output(model.run(lr[None])[0])`, the
     default pipeline's SR) and, when `pipeline.consistency` exists, a
     `+ consistency` row; bicubic and Lanczos are always there.
 
@@ -383,7 +384,7 @@ def evaluate_cross_domain(config, srgan_models: Sequence[str], colorize_model: s
         model = load_model(path, "srgan")
         if model_scale(model) != 4:
             raise ValueError(f"{path}: the cross-domain evaluation is x4; this model is x{model_scale(model)}")
-        upscalers.update(model_upscalers(model_label(model), lambda lr, m=model: np.clip(m.run(lr[None])[0], 0, 1)))
+        upscalers.update(model_upscalers(model_label(model), lambda lr, m=model: sr_output(m.run(lr[None])[0])))
         notes.append(f"SR: {model.description}.")
     colorize = None
     if colorize_model:

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from common.training import atomic_write_bytes
+from common.files import atomic_write_bytes
 
 
 def _zoom_box(shape: tuple, frac: float = 0.25) -> tuple[int, int, int, int]:

@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from common.training import atomic_file
+from common.files import atomic_file
 from data.io import Stretch
 
 _CD_KEYS = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 from scipy import ndimage
 
-from common.training import atomic_file, atomic_write_bytes
+from common.files import atomic_file, atomic_write_bytes
 from data.colour import compose_rgb, rgb_to_luma, rgb_to_yuv
 from data.normalize import to_uint8, to_uint16
 from pipeline.fits_out import fits_header_for, write_fits_stream
@@ -199,7 +199,7 @@ def write_tiff16_stream(path: str, bands: Iterator[np.ndarray], height: int, wid
 
 def write_residual_png(path: str, residual: np.ndarray) -> None:
     """The flux residual map, scaled so its 99.9th percentile is white."""
-    from data.io import encode_png
+    from data.writers import encode_png
 
     top = float(np.percentile(residual, 99.9)) or 1.0
     atomic_write_bytes(path, encode_png(np.clip(residual / top, 0, 1)))

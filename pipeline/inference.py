@@ -43,7 +43,13 @@ def to_working_size(grey: np.ndarray, size: int) -> np.ndarray:
 
 
 def sr_output(sr) -> np.ndarray:
-    """The SR network's output as the pipeline uses it: float32, clipped to [0, 1]."""
+    """Any upscaler's output as the pipeline uses it: float32, clipped to [0, 1] (numpy).
+
+    The host-side twin of `srgan.saved_model.sr_output` (which the exported
+    and rebuilt generators already apply in TensorFlow), for outputs of any
+    SR callable: an exported model of another origin, bicubic, Lanczos.
+    `[..., 3]` in, float32 of the same shape out.
+    """
     return np.clip(np.asarray(sr, np.float32), 0.0, 1.0)
 
 

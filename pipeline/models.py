@@ -172,7 +172,8 @@ def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -
     import keras
 
     from srgan.model import build_generator
-    from srgan.trainer import load_generator_weights
+    from srgan.restore import load_generator_weights
+    from srgan.saved_model import sr_output
 
     cfg = loaded.config
     policy = keras.mixed_precision.global_policy().name
@@ -190,7 +191,7 @@ def _rebuild_generator(loaded: LoadedModel, precision: str, jit_compile: bool) -
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def fn(lr):
         sr = model(tf.clip_by_value(lr, 0.0, 1.0), training=False)
-        return {"sr": tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)}
+        return {"sr": sr_output(sr)}
 
     config = dict(cfg, precision=precision, jit_compile=jit_compile)
     return LoadedModel(path=loaded.path, config=config, fn=fn, output_key="sr", input_key="lr", _module=model,
@@ -251,6 +252,7 @@ def _load_keras_generator(path: str, keras_file: str, config: dict) -> LoadedMod
     import keras
 
     import srgan.model_tl  # noqa: F401  (registers the custom layers the file names)
+    from srgan.saved_model import sr_output
 
     try:
         model = keras.saving.load_model(keras_file, safe_mode=True, compile=False)
@@ -258,7 +260,7 @@ def _load_keras_generator(path: str, keras_file: str, config: dict) -> LoadedMod
         raise ModelLoadError(f"{keras_file}: cannot load Keras model ({type(e).__name__}: {e})") from e
 
     def fn(lr):
-        return {"sr": tf.clip_by_value(tf.cast(model(lr, training=False), tf.float32), 0.0, 1.0)}
+        return {"sr": sr_output(model(lr, training=False))}
 
     return LoadedModel(path=path, config=config, fn=fn, output_key="sr", input_key="lr", _module=model)
 

@@ -73,7 +73,8 @@ def faithful_files(jobs: Sequence, loaded: Sequence, pipe, config) -> list[Outco
         then each write; after a write error that stops the run (disk full,
         read-only) the batch's remaining jobs get none.
     """
-    from data.io import ImageReadError, write_png
+    from data.io import ImageReadError
+    from data.writers import write_png
     from pipeline.runner import FATAL_WRITE_ERRNOS
 
     outcomes, ready, greys = [], [], []
@@ -169,7 +170,7 @@ def write_fidelity_csv(output_dir: str, rows: Sequence) -> None:
     import csv
     import io
 
-    from common.training import atomic_write_bytes
+    from common.files import atomic_write_bytes
 
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -228,7 +228,7 @@ def plan(config: RunConfig, sources: list, scale: int, result: RunResult, log) -
 def _remove_stale_temporaries(jobs) -> None:
     """Deletes temporary files that a killed earlier run left for these outputs.
 
-    `common.training.atomic_file` writes `.tmp-<pid>-XXXX<name>` beside `<name>`
+    `common.files.atomic_file` writes `.tmp-<pid>-XXXX<name>` beside `<name>`
     and renames it when complete; a killed process leaves the temporary file
     (never a truncated output). Only temporaries of this run's own outputs are
     touched, and only those whose writer is gone: a second run on the same
@@ -237,7 +237,7 @@ def _remove_stale_temporaries(jobs) -> None:
     import glob
     import re
 
-    from common.training import temporary_owner_alive
+    from common.files import temporary_owner_alive
 
     for job in jobs:
         for target in (job.output, job.intermediate):

@@ -27,8 +27,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.domains import STELLARIUM_DIR, TRAIN_FITS, is_held_out_credit  # noqa: E402
-from data.io import ImageReadError, read_fits, write_png  # noqa: E402
-from data.sources import is_image_name, parse_textures_json  # noqa: E402
+from data.io import ImageReadError, read_fits  # noqa: E402
+from data.writers import write_png  # noqa: E402
+from data.formats import is_image_file  # noqa: E402
+from data.stellarium import parse_textures_json  # noqa: E402
 from data.synthetic import display_scene  # noqa: E402
 
 
@@ -46,7 +48,7 @@ def main() -> int:
     counts = {"stellarium": 0, "held_out": 0, "fits": 0, "synthetic": 0}
     os.makedirs(os.path.join(args.out, "stellarium"), exist_ok=True)
     for name in sorted(os.listdir(folder)):
-        if not is_image_name(name):
+        if not is_image_file(name):
             continue
         if is_held_out_credit(credits.get(name, {}).get("credit", "")):
             counts["held_out"] += 1

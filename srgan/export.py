@@ -40,7 +40,7 @@ def main(argv: Sequence[str]) -> int:
         # Fails fast, before TensorFlow is imported and the model restored.
         check_output_dir(FLAGS.output, FLAGS.overwrite)
         from srgan.saved_model import export_saved_model
-        from srgan.trainer import restore_generator
+        from srgan.restore import restore_generator
 
         generator, config, step = restore_generator(FLAGS.workdir, FLAGS.checkpoint, FLAGS.phase)
         phase = "mse" if step <= config.init_steps else "gan"

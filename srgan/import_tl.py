@@ -81,7 +81,7 @@ def main(argv):
     try:
         # Fail before the slow part (importing TensorFlow, building the model).
         check_output_dir(FLAGS.output, FLAGS.overwrite)
-        from srgan.model_tl import convert_tl_checkpoint
+        from srgan.tl_weights import convert_tl_checkpoint
 
         model, info = convert_tl_checkpoint(FLAGS.npz, FLAGS.num_blocks, FLAGS.filters, io_range="01")
         if FLAGS.format == "savedmodel":

@@ -20,6 +20,25 @@ import tensorflow as tf
 from common.export import write_saved_model
 
 
+def sr_output(sr) -> tf.Tensor:
+    """The SR generator's output as everything uses it: float32, clipped to [0, 1].
+
+    The one post-processing of `G(lr)` in TensorFlow: the export's signature,
+    `upscale`, the trainer's dev metrics and samples, and the pipeline's rebuilt
+    generators (`pipeline.models`). A mixed-precision generator gives float16
+    or bfloat16, and a linear last layer can leave [0, 1] (SRResNet, residual
+    design). Host-side arrays from any upscaler go through
+    `pipeline.inference.sr_output`, the same rule on numpy.
+
+    Args:
+        sr: `[B, H, W, 3]` tensor or array, any float dtype.
+
+    Returns:
+        float32 tensor of the same shape in [0, 1].
+    """
+    return tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)
+
+
 class _SRServing(tf.Module):
     def __init__(self, generator: keras.Model) -> None:
         super().__init__(name="srgan_serving")
@@ -28,8 +47,7 @@ class _SRServing(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="lr")])
     def serve(self, lr: tf.Tensor) -> dict:
         lr = tf.clip_by_value(lr, 0.0, 1.0)
-        sr = tf.cast(self.generator(lr, training=False), tf.float32)
-        return {"sr": tf.clip_by_value(sr, 0.0, 1.0)}
+        return {"sr": sr_output(self.generator(lr, training=False))}
 
 
 def export_saved_model(
@@ -70,4 +88,4 @@ def export_saved_model(
 def upscale(generator: keras.Model, lr) -> tf.Tensor:
     """What the exported signature computes, on the Keras model directly."""
     lr = tf.clip_by_value(tf.convert_to_tensor(lr, tf.float32), 0.0, 1.0)
-    return tf.clip_by_value(tf.cast(generator(lr, training=False), tf.float32), 0.0, 1.0)
+    return sr_output(generator(lr, training=False))

@@ -26,7 +26,7 @@ class SRGANModels:
     """Generator, discriminator, VGG features, the three optimisers and the steps.
 
     Args:
-        config: an `srgan.trainer.SRGANConfig` (read: num_blocks, filters,
+        config: an `srgan.config.SRGANConfig` (read: num_blocks, filters,
             scale, arch, hr_size, vgg_layer, vgg_weights, learning_rate, beta_1,
             mixed_precision, jit_compile and the loss weights). The Keras
             mixed-precision policy must already be set when it is built.

@@ -34,7 +34,9 @@ def main(which: str, data_dir: str, workdir: str) -> dict:
             moving = [not v.trainable for v in result.model.weights]
             losses = [loss for _, loss in result.losses]
         else:
-            from srgan.trainer import SRGANConfig, restore_generator, train
+            from srgan.config import SRGANConfig
+            from srgan.restore import restore_generator
+            from srgan.trainer import train
 
             # The paper's SRResNet: its batch norm is what synchronised replicas must agree on.
             result = train(SRGANConfig(data_dir=data_dir, arch="srresnet", num_blocks=1, filters=8, hr_size=32, batch_size=4,

@@ -9,7 +9,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from data.io import encode_png, read_image, write_png
+from data.io import read_image
+from data.writers import encode_png, write_png
 from data.normalize import to_uint8
 from pipeline import Pipeline, PipelineInputError
 from pipeline.runner import RunConfig, run

@@ -65,7 +65,8 @@ def test_random_crops_are_squares_of_half_to_all_of_the_short_side():
 
 
 def test_load_images_pads_repeats_grey_and_skips_unreadable(tmp_path, real_images):
-    from data.io import read_image, write_png
+    from data.io import read_image
+    from data.writers import write_png
 
     grey = read_image(real_images[0])[:100, :80].mean(axis=-1, keepdims=True)
     write_png(str(tmp_path / "grey.png"), grey)

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from data.colour import rgb_to_yuv, y_uv_to_rgb, yuv_to_rgb
 from data.normalize import normalize, to_uint8
-from pipeline.metrics import luma_bt601, mse, psnr, ssim
+from common.metrics import luma_bt601, mse, psnr, ssim
 
 
 def test_yuv_known_values():

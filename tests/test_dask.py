@@ -23,7 +23,8 @@ distributed = pytest.importorskip("distributed")
 
 from astropy.io import fits  # noqa: E402
 
-from data.io import read_image, write_png  # noqa: E402
+from data.io import read_image  # noqa: E402
+from data.writers import write_png  # noqa: E402
 from pipeline import manifest  # noqa: E402
 from pipeline.runner import RunConfig, run  # noqa: E402
 

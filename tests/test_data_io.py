@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from data.io import (
-    ImageReadError, encode_png, fit_stretch, list_images, read_fits, read_image, write_png, write_tiff16,
-)
+from data.io import ImageReadError, fit_stretch, list_images, read_fits, read_image
+from data.writers import encode_png, write_png, write_tiff16
 
 
 def test_rgb_png_matches_raw_pixels(real_images):

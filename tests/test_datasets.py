@@ -44,7 +44,7 @@ def test_sr_eval_center_crop_and_padding(tmp_path, real_images):
     lr, hr = next(iter(sr_dataset(real_images[:1], hr_size=96, training=False, batch_size=1)))
     img = read_image(real_images[0])
     np.testing.assert_array_equal(hr[0], img[80:176, 80:176])
-    from data.io import write_png
+    from data.writers import write_png
 
     small = tmp_path / "small.png"
     write_png(str(small), img[:40, :50])

@@ -93,7 +93,7 @@ def test_two_workers_on_loopback_train_and_checkpoint_once(tmp_path, train_only)
 
 def test_bad_strategy_settings_are_refused(train_only, tmp_path):
     from common.distribute import check_batch, make_strategy
-    from srgan.trainer import SRGANConfig, validate
+    from srgan.config import SRGANConfig, validate
 
     with pytest.raises(ValueError, match="unknown strategy"):
         validate(SRGANConfig(data_dir=train_only, strategy="tpu"))

@@ -18,8 +18,8 @@ import threading
 import pytest
 from PIL import Image
 
-from data import sources
-from data.fetch import FetchConfig, fetch_stellarium, fetch_url_list
+from data import downloads, sources, stellarium
+from data.fetching import FetchConfig, fetch_stellarium, fetch_url_list
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -162,23 +162,23 @@ def _leftovers(out):
 def test_parse_url_list_checksums_comments_credits():
     sha = "ab" * 32
     text = f"# a comment\n\nhttp://h/a.png\n  http://h/b.png {sha.upper()} NASA, ESA and STScI \n# x\nfile:///x.jpg\n"
-    entries = sources.parse_url_list(text)
+    entries = downloads.parse_url_list(text)
     assert [e["url"] for e in entries] == ["http://h/a.png", "http://h/b.png", "file:///x.jpg"]
     assert [e["sha256"] for e in entries] == ["", sha, ""]
     assert entries[1]["credit"] == "NASA, ESA and STScI"
     with pytest.raises(ValueError, match="line 1"):
-        sources.parse_url_list("http://h/a.png " + "f" * 40)  # a sha1, not a sha256
+        downloads.parse_url_list("http://h/a.png " + "f" * 40)  # a sha1, not a sha256
 
 
 def test_names_from_urls_are_safe():
-    assert sources.name_from_url("https://esahubble.org/media/archives/images/large/heic0506a.jpg?x=1") == "heic0506a.jpg"
-    assert sources.name_from_url("http://h/a/..%2F..%2Fetc%2Fpasswd") == "passwd"
-    assert sources.name_from_url("http://h/x/..%5C..%5Cevil.png") == "evil.png"
-    assert sources.name_from_url("http://h/.hidden.png") == "hidden.png"
-    assert sources.name_from_url("http://h/a%20b%3Bc.png") == "a_b_c.png"
+    assert downloads.name_from_url("https://esahubble.org/media/archives/images/large/heic0506a.jpg?x=1") == "heic0506a.jpg"
+    assert downloads.name_from_url("http://h/a/..%2F..%2Fetc%2Fpasswd") == "passwd"
+    assert downloads.name_from_url("http://h/x/..%5C..%5Cevil.png") == "evil.png"
+    assert downloads.name_from_url("http://h/.hidden.png") == "hidden.png"
+    assert downloads.name_from_url("http://h/a%20b%3Bc.png") == "a_b_c.png"
     for bad in ("http://h/", "http://h/%2e%2e", "http://h/dir/.", "ftp://h/a.png", "javascript:alert(1)", "a.png"):
         with pytest.raises(ValueError):
-            sources.name_from_url(bad)
+            downloads.name_from_url(bad)
 
 
 def test_downloads_match_source_bytes_and_sha(server, real_images, m51_fits, tmp_path):
@@ -389,17 +389,17 @@ TEXTURES_SAMPLE = """{
 
 
 def test_textures_json_quirks_are_parsed():
-    credits = sources.parse_textures_json(TEXTURES_SAMPLE)
+    credits = stellarium.parse_textures_json(TEXTURES_SAMPLE)
     assert sorted(credits) == ["colour_a.png", "colour_b.png", "grey_l.png", "grey_rgb.png", "palette.png"]
     assert credits["colour_a.png"] == {"credit": "Stephane Dumont", "info_url": ""}
     assert credits["colour_b.png"] == {"credit": 'ESO/R. Gendler, with a comma, and }brace] in "quotes"',
                                        "info_url": "https://www.eso.org/public/images/eso1205a/"}
     assert credits["palette.png"]["credit"] == "NASA, ESA and the Hubble Heritage Team"
-    relaxed = json.loads(sources._relax_json(TEXTURES_SAMPLE))
+    relaxed = json.loads(stellarium._relax_json(TEXTURES_SAMPLE))
     assert relaxed["subTiles"][0]["worldCoords"][0][0] == [323.4989, -0.9794]
     assert relaxed["subTiles"][0]["minResolution"] == 0.1347774682
     with pytest.raises(ValueError, match="textures.json"):
-        sources.parse_textures_json('{"subTiles": [ {"imageUrl": "a.png" ')
+        stellarium.parse_textures_json('{"subTiles": [ {"imageUrl": "a.png" ')
 
 
 @pytest.fixture
@@ -490,12 +490,12 @@ def test_stellarium_missing_listed_file_is_reported(tmp_path, fake_stellarium):
 
 def test_locate_stellarium_order(tmp_path, fake_stellarium):
     # An unpacked package root and the nebulae folder itself both work.
-    assert sources.locate_stellarium(str(fake_stellarium)) == str(fake_stellarium)
-    assert sources.locate_stellarium(str(tmp_path / "stellarium")) == str(fake_stellarium)
+    assert stellarium.locate_stellarium(str(fake_stellarium)) == str(fake_stellarium)
+    assert stellarium.locate_stellarium(str(tmp_path / "stellarium")) == str(fake_stellarium)
     # Without the flag, an installed copy is used before any download.
-    assert sources.locate_stellarium("", str(tmp_path / "cache"), installed=str(fake_stellarium)) == str(fake_stellarium)
+    assert stellarium.locate_stellarium("", str(tmp_path / "cache"), installed=str(fake_stellarium)) == str(fake_stellarium)
     with pytest.raises(sources.FetchError, match="no textures.json"):
-        sources.locate_stellarium(str(tmp_path / "nowhere"))
+        stellarium.locate_stellarium(str(tmp_path / "nowhere"))
 
 
 def test_locate_stellarium_without_apt_get_says_so(tmp_path, monkeypatch):
@@ -503,7 +503,7 @@ def test_locate_stellarium_without_apt_get_says_so(tmp_path, monkeypatch):
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     with pytest.raises(sources.FetchError, match="apt-get not found.*--stellarium_dir"):
-        sources.locate_stellarium("", str(tmp_path / "cache"), installed=str(tmp_path / "not-installed"))
+        stellarium.locate_stellarium("", str(tmp_path / "cache"), installed=str(tmp_path / "not-installed"))
 
 
 def test_failing_apt_get_is_reported_with_its_message(tmp_path, monkeypatch):
@@ -514,7 +514,7 @@ def test_failing_apt_get_is_reported_with_its_message(tmp_path, monkeypatch):
     apt.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(sources.FetchError, match="exit code 100.*apt-get update.*Unable to locate package"):
-        sources.locate_stellarium("", str(tmp_path / "cache"), installed="")
+        stellarium.locate_stellarium("", str(tmp_path / "cache"), installed="")
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian/Ubuntu)")
@@ -522,7 +522,7 @@ def test_corrupt_deb_is_reported(tmp_path):
     deb = tmp_path / "stellarium-data_9_all.deb"
     deb.write_bytes(b"!<arch>\nnot really a package")
     with pytest.raises(sources.FetchError, match="dpkg-deb -x .* failed"):
-        sources.locate_stellarium(str(deb), str(tmp_path / "cache"))
+        stellarium.locate_stellarium(str(deb), str(tmp_path / "cache"))
     assert os.listdir(tmp_path / "cache") == []  # no half-unpacked folder left to be mistaken for a good one
 
 
@@ -530,7 +530,7 @@ def test_corrupt_deb_is_reported(tmp_path):
 def test_stellarium_from_a_deb_in_the_cache(tmp_path, fake_stellarium):
     # Build a real (tiny) stellarium-data .deb and let the cache path unpack it with dpkg-deb -x.
     root = tmp_path / "pkg"
-    shutil.copytree(fake_stellarium, root / sources.STELLARIUM_SUBDIR)
+    shutil.copytree(fake_stellarium, root / stellarium.STELLARIUM_SUBDIR)
     (root / "DEBIAN").mkdir()
     (root / "DEBIAN" / "control").write_text(
         "Package: stellarium-data\nVersion: 0.0-test\nArchitecture: all\nMaintainer: t <t@example.invalid>\n"

@@ -21,7 +21,8 @@ import sys
 import numpy as np
 import pytest
 
-from srgan.model_tl import TLCheckpointError, build_tl_generator, convert_tl_checkpoint, convert_tl_npz
+from srgan.model_tl import build_tl_generator
+from srgan.tl_weights import TLCheckpointError, convert_tl_checkpoint, convert_tl_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4

@@ -8,7 +8,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from data.io import read_image, write_png
+from data.io import read_image
+from data.writers import write_png
 from pipeline.runner import RunConfig, run
 
 

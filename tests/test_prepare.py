@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from data.io import read_image, write_png
+from data.io import read_image
+from data.writers import write_png
 from data.preparation import PrepareConfig, assign_splits, prepare, split_counts
 from data.tiles import tile_boxes, tile_starts
 

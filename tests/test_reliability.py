@@ -139,7 +139,8 @@ def test_sigkill_at_a_random_step_then_resume(tmp_path, tiny_data, which):
 
 @pytest.fixture()
 def frames(tmp_path, real_images):
-    from data.io import read_image, write_png
+    from data.io import read_image
+    from data.writers import write_png
 
     d = tmp_path / "in"
     d.mkdir()
@@ -207,7 +208,7 @@ def test_unusable_output_folder_is_refused_before_work(tmp_path, frames, tiny_ex
 
 
 def test_disk_full_stops_the_run_and_leaves_no_partial_file(tmp_path, frames, tiny_exports, monkeypatch):
-    import common.training as training
+    import common.files as files
     from pipeline.runner import RunConfig, run
 
     real_fsync, calls = os.fsync, []
@@ -218,7 +219,7 @@ def test_disk_full_stops_the_run_and_leaves_no_partial_file(tmp_path, frames, ti
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr(training.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     out = tmp_path / "out"
     messages = []
     result = run(RunConfig(input=str(frames), output=str(out), colorize_model=tiny_exports["colorize"],
@@ -268,7 +269,7 @@ def test_training_on_unusable_or_partly_bad_data(tmp_path, real_images, which):
     """No usable image: a fast, clear error. Some bad ones: skipped with a warning, training goes on."""
     from colorize.trainer import ColorizeConfig
     from colorize.trainer import train as train_colorize
-    from srgan.trainer import SRGANConfig
+    from srgan.config import SRGANConfig
     from srgan.trainer import train as train_srgan
 
     def run(data_dir, steps):

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from data.io import read_image, write_png
+from data.io import read_image
+from data.writers import write_png
 from pipeline.inference import exclude_own_outputs, plan_jobs
 
 BOMB = 45000  # 45000^2 = 2.0 Gpx declared: over both modes' limits
@@ -377,7 +378,7 @@ def _png_declaring(path, width, height, depth=8):
     import struct
     import zlib
 
-    from data.io import encode_png
+    from data.writers import encode_png
 
     real = bytearray(encode_png(np.zeros((8, 8, 1), np.float32), bits=16 if depth == 16 else 8))
     real[16:24] = struct.pack(">II", width, height)
@@ -585,7 +586,7 @@ def test_stale_temporaries_of_live_runs_are_kept(tmp_path):
     import subprocess
     import sys
 
-    from common.training import atomic_file
+    from common.files import atomic_file
     from pipeline.inference import Job
     from pipeline.runner import _remove_stale_temporaries
 

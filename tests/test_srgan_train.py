@@ -5,7 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from srgan.trainer import SRGANConfig, learning_rate_at, phase_of, restore_generator, train
+from srgan.config import SRGANConfig, learning_rate_at, phase_of
+from srgan.restore import restore_generator
+from srgan.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +162,7 @@ def test_init_generator_starts_phase_two_from_an_export(tmp_path, sr_data):
 
     from srgan.model import build_generator
     from srgan.saved_model import export_saved_model
-    from srgan.trainer import load_generator_weights
+    from srgan.restore import load_generator_weights
 
     source = build_generator(1, 8, 4, "srresnet")
     lr = np.random.default_rng(0).random((1, 8, 8, 3), dtype=np.float32)
@@ -188,3 +190,16 @@ def test_init_generator_starts_phase_two_from_an_export(tmp_path, sr_data):
     assert 0 < np.abs(after - before).max() < 0.5
     assert json.load(open(work / "export" / "config.json"))["phase"] == "gan"
     assert tf.saved_model.load(str(work / "export")) is not None
+
+
+def test_inference_and_training_do_not_climb_layers():
+    """Restoring a run loads no trainer; the trainer loads nothing of the pipeline (issue 16)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, srgan.restore, srgan.export; assert 'srgan.trainer' not in sys.modules, 'restore'; "
+            "import srgan.trainer; bad = sorted(m for m in sys.modules if m.split('.')[0] == 'pipeline'); "
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-500:]

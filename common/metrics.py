@@ -1,5 +1,8 @@
 """Image quality metrics, as pure batch-mean functions `(y_true, y_pred) -> scalar`.
 
+Used by the trainers' dev evaluation (`srgan.trainer`) and by the pipeline's
+(`pipeline.evaluation`), so it lives below both.
+
 Conventions (mission.md, "Metric conventions"): PSNR = 10 log10(max^2 / MSE)
 per image, then the batch mean; SSIM with an 11x11 Gaussian window, sigma 1.5,
 K1 0.01, K2 0.03. Everything is computed in floating point; the paper's own

@@ -1,0 +1,119 @@
+"""Restoring a finished (or running) `srgan.train` run's generator, for inference and export.
+
+Split from the trainer so that inference (`pipeline.models`) and export
+(`srgan.export`) need only the generator and its settings, not the loop.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from common.training import load_config
+from srgan.config import SRGANConfig
+from srgan.model import build_generator
+
+#: What `restore_generator` can be asked for.
+PHASES = ("latest", "mse", "gan")
+
+
+def load_generator_weights(generator: keras.Model, export_dir: str, settings: Optional[dict] = None) -> None:
+    """Copies the weights of an exported SR SavedModel into `generator`.
+
+    The SavedModel's `variables/` is a TensorFlow checkpoint of the serving
+    module, whose `generator` attribute is the Keras model, so a generator
+    built with the same settings restores from it object by object (no name
+    or order guessing). Used to start phase 2 from a shipped SRResNet
+    (`--init_generator`), as tensorlayer/srgan starts its GAN epochs from its
+    initialised generator.
+
+    Args:
+        generator: from `build_generator` with the exported model's settings.
+        export_dir: a folder written by `srgan.saved_model.export_saved_model`.
+        settings: the generator's `num_blocks`, `filters`, `scale`, `arch`;
+            compared with the export's config.json (a smaller generator would
+            otherwise restore silently from part of a larger one).
+
+    Raises:
+        FileNotFoundError: no SavedModel variables there.
+        ValueError: the export's settings or variables do not fit `generator`.
+    """
+    prefix = os.path.join(export_dir, "variables", "variables")
+    if not tf.io.gfile.exists(prefix + ".index"):
+        raise FileNotFoundError(f"{export_dir}: no SavedModel variables (expected {prefix}.index)")
+    meta_path = os.path.join(export_dir, "config.json")
+    if os.path.isfile(meta_path):
+        meta = load_config(meta_path)
+        if meta.get("model", "srgan") != "srgan":
+            raise ValueError(f"{export_dir} holds a {meta.get('model')!r} model, not an SR generator")
+        diff = [f"{k} {meta[k]!r} (this run: {v!r})" for k, v in (settings or {}).items()
+                if k in meta and meta[k] != v]
+        if diff:
+            raise ValueError(f"{export_dir}: its generator does not fit this one: {', '.join(diff)}")
+    try:
+        status = tf.train.Checkpoint(generator=generator).read(prefix)
+        status.assert_existing_objects_matched().expect_partial()
+    except (AssertionError, tf.errors.OpError, ValueError) as e:
+        raise ValueError(f"{export_dir}: its generator does not fit this one (num_blocks, filters, scale "
+                         f"and arch must match the export's config.json): {str(e)[:300]}") from e
+
+
+def _checkpoint_step(prefix: str) -> int:
+    return int(prefix.rsplit("-", 1)[-1])
+
+
+def restore_generator(workdir: str, checkpoint: Optional[str] = None,
+                      phase: str = "latest") -> tuple[keras.Model, SRGANConfig, int]:
+    """Rebuilds the generator of a run from `workdir/config.json` and a checkpoint.
+
+    Args:
+        workdir: a `train` run folder.
+        checkpoint: an explicit checkpoint prefix (overrides `phase`).
+        phase: `latest` (the newest checkpoint), `mse` (the generator at the
+            end of phase 1, or the newest checkpoint while phase 1 is still
+            running) or `gan` (the newest checkpoint, which must be past phase 1).
+
+    Returns:
+        (generator, config, step) with the generator in float32.
+
+    Raises:
+        FileNotFoundError: no config.json or no suitable checkpoint.
+        ValueError: unknown phase, `gan` asked of a run still in phase 1, or a
+            checkpoint that does not fit the generator config.json describes.
+    """
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}; choose from {PHASES}")
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no config.json; is {workdir} a srgan.train workdir?")
+    config = SRGANConfig(**load_config(path))
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+    ckpt = checkpoint
+    if ckpt is None and phase == "mse":
+        ckpt = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt_mse"))
+        if ckpt is None and latest and _checkpoint_step(latest) <= config.init_steps:
+            logging.warning("phase 1 not finished (step %d of %d): using its latest checkpoint",
+                            _checkpoint_step(latest), config.init_steps)
+            ckpt = latest
+        if ckpt is None:
+            raise FileNotFoundError(f"no phase-1 (MSE) generator in {workdir}/ckpt_mse (init_steps "
+                                    f"{config.init_steps})")
+    ckpt = ckpt or latest
+    if not ckpt:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'ckpt')}")
+    generator = build_generator(config.num_blocks, config.filters, config.scale, config.arch)
+    step = tf.Variable(0, dtype=tf.int64)
+    try:
+        status = tf.train.Checkpoint(generator=generator, step=step).restore(ckpt)
+        status.assert_existing_objects_matched().expect_partial()
+    except (AssertionError, tf.errors.OpError) as e:
+        raise ValueError(f"{ckpt}: cannot restore this run's generator from it "
+                         f"(config.json and checkpoint disagree?): {str(e)[:500]}") from e
+    step = int(step.numpy())
+    if phase == "gan" and checkpoint is None and step <= config.init_steps:
+        raise ValueError(f"the latest checkpoint (step {step}) is not past phase 1 (init_steps "
+                         f"{config.init_steps}): train longer or export with phase 'mse'")
+    return generator, config, step
