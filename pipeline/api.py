@@ -39,7 +39,7 @@ ARRAY = "<array>"
 # RunConfig fields about files, model loading or the whole run, not one image.
 _RUN_LEVEL = {"input", "output", "colorize_model", "srgan_model", "recursive", "skip_existing",
               "save_intermediate", "progress", "mode", "full", "precision", "jit_compile",
-              "colour_temperature"}
+              "colour_temperature", "engine"}
 # FullOptions fields about output files (the API returns arrays and HDUs).
 _FILE_LEVEL = {"output_format", "report", "residual_map"}
 # FullOptions fields that only FITS input has a use for.
@@ -150,7 +150,7 @@ class Pipeline:
     @classmethod
     def load(cls, colorize_model: Optional[str] = None, srgan_model: Optional[str] = None,
              device: Optional[str] = None, precision: str = "float32", jit_compile: bool = False,
-             colour_temperature: Optional[float] = None) -> "Pipeline":
+             colour_temperature: Optional[float] = None, engine: Optional[str] = None) -> "Pipeline":
         """Loads the colouriser and the SR generator (imports TensorFlow).
 
         Args:
@@ -163,6 +163,8 @@ class Pipeline:
                 `--jit_compile` (see `pipeline.models.load_model`).
             colour_temperature: a classification colouriser's annealed-mean
                 temperature (> 0; lower is more saturated), as `--colour_temperature`.
+            engine: `auto` (None: the default, `pipeline.models.DEFAULT_ENGINE`),
+                `savedmodel` or `litert`, as `--engine` (see `pipeline.models.load_model`).
 
         Raises:
             pipeline.models.ModelLoadError: a model not found (the message lists
@@ -170,15 +172,17 @@ class Pipeline:
                 that is not there.
         """
         from pipeline.bundled import ModelNotFoundError, resolve_model
-        from pipeline.models import ModelLoadError, load_model
+        from pipeline.models import DEFAULT_ENGINE, ModelLoadError, load_model
 
+        engine = engine or DEFAULT_ENGINE
         try:
             colorize_path = resolve_model(colorize_model, "colorize")
             srgan_path = resolve_model(srgan_model, "srgan")
         except ModelNotFoundError as e:
             raise ModelLoadError(str(e)) from e
-        colorizer = load_model(colorize_path, "colorize", device=device, colour_temperature=colour_temperature)
-        upscaler = load_model(srgan_path, "srgan", precision, jit_compile, device=device)
+        colorizer = load_model(colorize_path, "colorize", device=device, colour_temperature=colour_temperature,
+                               engine=engine)
+        upscaler = load_model(srgan_path, "srgan", precision, jit_compile, device=device, engine=engine)
         return cls(colorizer, upscaler)
 
     @property

@@ -73,6 +73,7 @@ class RunConfig:
     jit_compile: bool = False  # SR generator compiled with XLA
     consistency: str = "auto"  # pipeline.consistency mode: auto | bicubic | block | none
     colour_temperature: Optional[float] = None  # classification colouriser's temperature (None: its export's)
+    engine: Optional[str] = None  # auto | savedmodel | litert (None: pipeline.models.DEFAULT_ENGINE)
 
 
 @dataclasses.dataclass
@@ -145,7 +146,8 @@ def _run(config: RunConfig, log=print) -> RunResult:
     check_output_folder(config.output)
     # The Python API's core: the command and `pipeline.Pipeline` compute alike.
     pipe = Pipeline.load(config.colorize_model, config.srgan_model, precision=config.precision,
-                         jit_compile=config.jit_compile, colour_temperature=config.colour_temperature)
+                         jit_compile=config.jit_compile, colour_temperature=config.colour_temperature,
+                         engine=config.engine)
     colorizer, upscaler, scale = pipe.colorizer, pipe.upscaler, pipe.scale
     log(f"device: {describe_device()}")
     log(f"colouriser: {colorizer.description}")
