@@ -197,12 +197,13 @@ class Pipeline:
         """False when either model was exported untrained (random weights)."""
         return self.colorizer.trained and self.upscaler.trained
 
-    def faithful_batch(self, greys: np.ndarray, config=None) -> tuple[np.ndarray, np.ndarray]:
+    def faithful_batch(self, greys: np.ndarray, config=None, clock=None) -> tuple[np.ndarray, np.ndarray]:
         """The faithful pipeline on a batch at the working size: what `pipeline.run` calls per batch.
 
         Args:
             greys: float32 `[B, S, S, 1]` in [0, 1], S = `config.size`.
             config: the run's `RunConfig` (its per-image options apply).
+            clock: a `pipeline.overlap.StageClock` for the stages' seconds (None: not timed).
 
         Returns:
             (colour `[B, S, S, 3]`, upscaled `[B, scale*S, scale*S, 3]`), float32 in [0, 1].
@@ -210,7 +211,7 @@ class Pipeline:
         from pipeline.inference import colourise_and_upscale
 
         consistency = config.consistency if config is not None else "auto"
-        return colourise_and_upscale(greys, self.colorizer, self.upscaler, consistency)
+        return colourise_and_upscale(greys, self.colorizer, self.upscaler, consistency, clock)
 
     def _working_grey(self, image: Any, size: int, limit: bool = True) -> np.ndarray:
         from pipeline.inference import MAX_PIXELS, to_luminance, to_working_size

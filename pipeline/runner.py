@@ -84,6 +84,8 @@ class RunResult:
     skipped: list = dataclasses.field(default_factory=list)
     failed: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    wall_seconds: float = 0.0  # the processing loop's wall time
+    stage_seconds: dict = dataclasses.field(default_factory=dict)  # seconds per stage (pipeline.overlap.StageClock)
 
 
 def run(config: RunConfig, log=print) -> RunResult:
@@ -125,11 +127,12 @@ def _run(config: RunConfig, log=print) -> RunResult:
     import numpy as np
     from tqdm import tqdm
 
-    from data.io import ImageReadError, write_png
+    from data.io import ImageReadError
     from pipeline import manifest
     from pipeline.api import Pipeline
     from pipeline.inference import batched, collect_inputs, exclude_own_outputs, iter_loaded, plan_jobs
     from pipeline.models import describe_device
+    from pipeline.overlap import OrderedWriter, StageClock
 
     if config.size % 16:
         raise ValueError(f"--size must be a multiple of 16, got {config.size}")
@@ -192,38 +195,49 @@ def _run(config: RunConfig, log=print) -> RunResult:
     start = time.perf_counter()
     colour_notes = 0
     stopped = False
-    # Decoding of the next batch overlaps this batch's compute (`iter_loaded`).
-    for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size):
-        if stopped:
-            break
-        ready, greys = [], []
-        for job, item in zip(batch, loaded):
-            if isinstance(item, ImageReadError):
-                result.failed.append((job.source, item.reason))
-                log(f"error: {item}")
-                bar.update(1)
+    clock = StageClock()
+
+    def settle(finished) -> bool:
+        """Records finished writes in order (manifest from this thread only); True on a fatal error."""
+        for job, error in finished:
+            if isinstance(error, OSError):
+                if _write_failed(job, error, result, log):
+                    return True
                 continue
-            grey, was_colour = item
-            colour_notes += was_colour
-            ready.append(job)
-            greys.append(grey)
-        if not ready:
-            continue
-        colour, upscaled = pipe.faithful_batch(np.stack(greys), config)
-        for job, c, u in zip(ready, colour, upscaled):
-            try:
-                write_png(job.output, u)
-                if job.intermediate:
-                    write_png(job.intermediate, c)
-                manifest.record(config.output, [(job.source, job.output, [job.intermediate])])
-            except OSError as e:
-                if _write_failed(job, e, result, log):
-                    stopped = True
-                    break
-                continue
+            if error is not None:
+                raise error
+            manifest.record(config.output, [(job.source, job.output, [job.intermediate])])
             result.written.append(job.output)
-        bar.update(len(ready))
-        bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
+        return False
+
+    # Decoding of the next batch overlaps this batch's compute (`iter_loaded`), and the
+    # encoding/writing of this batch's outputs overlaps the next batch's compute (`OrderedWriter`).
+    with OrderedWriter(workers=2, depth=2 * max(1, config.batch_size), clock=clock) as writer:
+        for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size, clock=clock):
+            if stopped:
+                break
+            ready, greys = [], []
+            for job, item in zip(batch, loaded):
+                if isinstance(item, ImageReadError):
+                    result.failed.append((job.source, item.reason))
+                    log(f"error: {item}")
+                    bar.update(1)
+                    continue
+                grey, was_colour = item
+                colour_notes += was_colour
+                ready.append(job)
+                greys.append(grey)
+            if not ready:
+                continue
+            colour, upscaled = pipe.faithful_batch(np.stack(greys), config, clock)
+            for job, c, u in zip(ready, colour, upscaled):
+                stopped = settle(writer.submit(job, _write_outputs, job, c, u)) or stopped
+                if stopped:
+                    break
+            bar.update(len(ready))
+            bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
+        if not stopped:
+            stopped = settle(writer.drain())
     bar.close()
     if stopped:
         _stop_notice(todo, result, log)
@@ -233,10 +247,20 @@ def _run(config: RunConfig, log=print) -> RunResult:
         result.notes.append(note)
         log(note)
     elapsed = time.perf_counter() - start
+    result.wall_seconds, result.stage_seconds = elapsed, dict(clock.seconds)
     log(f"done: {len(result.written)} written, {len(result.skipped)} skipped (existing), "
         f"{len(result.failed)} failed, in {elapsed:.1f} s "
         f"({len(result.written) / max(elapsed, 1e-9):.2f} images/s) -> {os.path.abspath(config.output)}")
     return result
+
+
+def _write_outputs(job, colour, upscaled) -> None:
+    """One faithful job's files (run in a writer thread; the caller records them in the manifest)."""
+    from data.io import write_png
+
+    write_png(job.output, upscaled)
+    if job.intermediate:
+        write_png(job.intermediate, colour)
 
 
 def _remove_stale_temporaries(jobs) -> None:
@@ -290,8 +314,10 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
     from data.io import ImageReadError
     from pipeline import manifest
     from pipeline.full import process_full
+    from pipeline.overlap import StageClock
 
     rows = []
+    clock = StageClock()
     start = time.perf_counter()
     for job in jobs:
         bar = tqdm(total=0, unit="tile", desc=os.path.basename(job.source), disable=not show)
@@ -302,7 +328,7 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
 
         try:
             fidelity, was_colour = process_full(job.source, job.output, colorizer, upscaler, scale, options, progress,
-                                                config.consistency)
+                                                config.consistency, clock)
         except ImageReadError as e:
             result.failed.append((job.source, e.reason))
             log(f"error: {e}")
@@ -337,5 +363,6 @@ def _run_full(jobs, colorizer, upscaler, scale, options, config, result, show, l
             w.writerow([src, out, f"{fid.luminance_mae:.6f}", f"{fid.flux_psnr:.3f}"])
         atomic_write_bytes(os.path.join(config.output, "fidelity.csv"), buf.getvalue().encode())
     elapsed = time.perf_counter() - start
+    result.wall_seconds, result.stage_seconds = elapsed, dict(clock.seconds)
     log(f"done: {len(result.written)} written, {len(result.skipped)} skipped (existing), "
         f"{len(result.failed)} failed, in {elapsed:.1f} s -> {os.path.abspath(config.output)}")
