@@ -119,3 +119,25 @@ def test_pipeline_outputs_agree_across_engines(tiny_exports):
         # then differ only where a value sits within that of a rounding boundary: by one level.
         assert np.max(np.abs(a - b)) <= 4 * PARITY_BOUND, mode
         assert np.max(np.abs(to_uint8(a).astype(int) - to_uint8(b))) <= 1, mode
+
+
+@pytest.mark.parametrize("mode", ["reflect", "symmetric"])
+def test_reflect_pad_by_slices_equals_numpy(mode):
+    import keras
+
+    from srgan.residual import ReflectPad2D
+
+    x = np.random.default_rng(6).random((2, 7, 9, 3), dtype=np.float32)
+    inp = keras.Input((None, None, 3))
+    for pad in (1, 2):
+        padded = keras.Model(inp, ReflectPad2D(pad, mode)(inp))(x)
+        assert np.array_equal(np.asarray(padded), np.pad(x, [(0, 0), (pad, pad), (pad, pad), (0, 0)], mode=mode))
+
+
+def test_residual_flatbuffer_has_no_mirror_pad(residual_export):
+    from common.litert import interpreter_class
+
+    # MIRROR_PAD has no XNNPACK kernel: each one would run outside the delegate (the padding is slices instead).
+    ops = {op["op_name"] for op in interpreter_class()[0](model_path=os.path.join(residual_export, FLATBUFFER))
+           ._get_ops_details()}
+    assert "CONV_2D" in ops and "MIRROR_PAD" not in ops
