@@ -58,25 +58,45 @@ def timed(clock: Optional[StageClock], stage: str):
             yield
 
 
+class Skipped(Exception):
+    """The result of a write not run because an earlier one failed fatally (see `OrderedWriter`)."""
+
+
 class OrderedWriter:
-    """A thread pool for output writes, at most `depth` in flight, results in submission order.
+    """A writer thread for outputs, at most `depth` queued, results in submission order.
+
+    One thread by default, so writes happen in submission order and a fatal
+    failure (disk full) is seen before the next write starts: every write queued
+    after it is skipped (its result is `Skipped`), and nothing more reaches the disk.
 
     Args:
-        workers: writer threads.
-        depth: writes in flight before `submit` waits for the oldest (bounds
-            the outputs held in memory).
+        workers: writer threads (more than 1 lets writes overlap each other, and
+            then a write after a fatal one may already be running).
+        depth: writes queued before `submit` waits for the oldest (bounds the
+            outputs held in memory).
         clock: receives the writers' time as stage `encode`.
+        fatal: says whether a write's exception stops all later writes.
     """
 
-    def __init__(self, workers: int = 2, depth: int = 8, clock: Optional[StageClock] = None) -> None:
+    def __init__(self, workers: int = 1, depth: int = 8, clock: Optional[StageClock] = None,
+                 fatal: Optional[Callable[[BaseException], bool]] = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="encode")
         self._pending: "collections.deque[tuple[Any, Future]]" = collections.deque()
         self.depth = max(1, depth)
         self.clock = clock
+        self._fatal = fatal or (lambda e: False)
+        self._halted = threading.Event()
 
     def _call(self, fn: Callable, args: tuple) -> None:
-        with timed(self.clock, "encode"):
-            fn(*args)
+        if self._halted.is_set():
+            raise Skipped("not written: an earlier write failed")
+        try:
+            with timed(self.clock, "encode"):
+                fn(*args)
+        except BaseException as e:
+            if self._fatal(e):
+                self._halted.set()
+            raise
 
     def submit(self, key: Any, fn: Callable, *args) -> list:
         """Queues `fn(*args)`; returns `(key, exception or None)` of the writes finished, oldest first."""

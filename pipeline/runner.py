@@ -11,6 +11,7 @@ import errno
 import os
 import sys
 import tempfile
+import threading
 import time
 from typing import Optional
 
@@ -197,8 +198,10 @@ def _run(config: RunConfig, log=print) -> RunResult:
     stopped = False
     clock = StageClock()
 
+    manifest_lock = threading.Lock()
+
     def settle(finished) -> bool:
-        """Records finished writes in order (manifest from this thread only); True on a fatal error."""
+        """Counts finished writes in order; True on a fatal write error."""
         for job, error in finished:
             if isinstance(error, OSError):
                 if _write_failed(job, error, result, log):
@@ -206,13 +209,13 @@ def _run(config: RunConfig, log=print) -> RunResult:
                 continue
             if error is not None:
                 raise error
-            manifest.record(config.output, [(job.source, job.output, [job.intermediate])])
             result.written.append(job.output)
         return False
 
     # Decoding of the next batch overlaps this batch's compute (`iter_loaded`), and the
     # encoding/writing of this batch's outputs overlaps the next batch's compute (`OrderedWriter`).
-    with OrderedWriter(workers=2, depth=2 * max(1, config.batch_size), clock=clock) as writer:
+    fatal = lambda e: isinstance(e, OSError) and e.errno in FATAL_WRITE_ERRNOS  # noqa: E731
+    with OrderedWriter(depth=2 * max(1, config.batch_size), clock=clock, fatal=fatal) as writer:
         for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size, clock=clock):
             if stopped:
                 break
@@ -231,7 +234,8 @@ def _run(config: RunConfig, log=print) -> RunResult:
                 continue
             colour, upscaled = pipe.faithful_batch(np.stack(greys), config, clock)
             for job, c, u in zip(ready, colour, upscaled):
-                stopped = settle(writer.submit(job, _write_outputs, job, c, u)) or stopped
+                finished = writer.submit(job, _write_outputs, job, c, u, config.output, manifest_lock)
+                stopped = settle(finished) or stopped
                 if stopped:
                     break
             bar.update(len(ready))
@@ -254,13 +258,21 @@ def _run(config: RunConfig, log=print) -> RunResult:
     return result
 
 
-def _write_outputs(job, colour, upscaled) -> None:
-    """One faithful job's files (run in a writer thread; the caller records them in the manifest)."""
+def _write_outputs(job, colour, upscaled, output_dir: str, manifest_lock) -> None:
+    """One faithful job's files, then its manifest entry (in a writer thread).
+
+    Recorded as soon as written, as before the writes overlapped: a run killed
+    after this leaves the output known to `--skip_existing`. The lock keeps the
+    writers' manifest updates one at a time.
+    """
     from data.io import write_png
+    from pipeline import manifest
 
     write_png(job.output, upscaled)
     if job.intermediate:
         write_png(job.intermediate, colour)
+    with manifest_lock:
+        manifest.record(output_dir, [(job.source, job.output, [job.intermediate])])
 
 
 def _remove_stale_temporaries(jobs) -> None:

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from pipeline.overlap import OrderedWriter, StageClock, prefetch
+from pipeline.overlap import OrderedWriter, Skipped, StageClock, prefetch
 
 
 def test_prefetch_computes_the_next_item_while_this_one_is_used():
@@ -47,7 +47,7 @@ def test_ordered_writer_overlaps_and_reports_in_submission_order():
         raise OSError(errno.ENOSPC, "No space left on device")
 
     clock = StageClock()
-    with OrderedWriter(workers=2, depth=4, clock=clock) as writer:
+    with OrderedWriter(depth=4, clock=clock) as writer:
         assert writer.submit("a", slow, "a") == []  # returns at once: the caller computes on meanwhile
         assert running.wait(timeout=10)
         writer.submit("b", fail, "b")
@@ -57,3 +57,22 @@ def test_ordered_writer_overlaps_and_reports_in_submission_order():
     assert [k for k, _ in done] == ["a", "b", "c"]
     assert done[0][1] is None and isinstance(done[1][1], OSError) and done[2][1] is None
     assert clock.seconds["encode"] > 0
+
+
+def test_writes_after_a_fatal_failure_are_skipped():
+    written = []
+
+    def write(key):
+        if key == "b":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(key)
+
+    fatal = lambda e: isinstance(e, OSError) and e.errno == errno.ENOSPC  # noqa: E731
+    done = []
+    with OrderedWriter(depth=8, fatal=fatal) as writer:
+        for key in "abcd":
+            done += writer.submit(key, write, key)
+        done += writer.drain()
+    assert [k for k, _ in done] == list("abcd")
+    assert written == ["a"]  # nothing reached the disk after the failed write
+    assert isinstance(done[1][1], OSError) and all(isinstance(e, Skipped) for _, e in done[2:])
