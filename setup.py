@@ -3,7 +3,7 @@
 TensorFlow is chosen by extra so that CPU-only machines (and CI) get the small
 `tensorflow-cpu` wheel while GPU users get the CUDA-capable one:
 
-    pip install -e ".[cpu]"        # tensorflow-cpu 2.21 (CI, laptops)
+    pip install -e ".[cpu]"        # tensorflow-cpu 2.21 + ai-edge-litert (CI, laptops)
     pip install -e ".[gpu]"        # tensorflow[and-cuda] 2.21 (NVIDIA GPUs on Linux)
     pip install -e ".[cpu,test]"   # plus pytest/hypothesis for the test suite
     pip install -e ".[cpu,test,tl]"  # plus TensorLayer 2.2.5 for srgan.import_tl
@@ -35,7 +35,7 @@ setup(
     packages=find_packages(include=["colorize*", "srgan*", "pipeline*", "data*", "common*"]) + [MODELS_PACKAGE],
     # checkpoints/ is a data folder (no __init__.py): installed as astro_checkpoints/.
     package_dir={MODELS_PACKAGE: "checkpoints"},
-    package_data={MODELS_PACKAGE: ["*.md", "*/*.json", "*/*.pb", "*/*.keras", "*/variables/*"]},
+    package_data={MODELS_PACKAGE: ["*.md", "*/*.json", "*/*.pb", "*/*.keras", "*/*.tflite", "*/variables/*"]},
     install_requires=[
         "numpy>=1.26,<3",
         "pypng>=0.20220715",
@@ -50,7 +50,9 @@ setup(
         "tqdm>=4.66,<5",
     ],
     extras_require={
-        "cpu": [f"tensorflow-cpu=={TF}"],
+        # ai-edge-litert: the LiteRT interpreter (XNNPACK) for the exports' model.tflite on CPUs
+        # (pipeline.run --engine auto|litert); without it TensorFlow's own tf.lite runs them.
+        "cpu": [f"tensorflow-cpu=={TF}", "ai-edge-litert>=2.3,<3"],
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
         "test": ["pytest>=8", "hypothesis>=6.100"],
         # The cross-domain evaluation's Hubble Deep Field (skimage.data.hubble_deep_field, in the wheel).

@@ -1,16 +1,24 @@
-"""The benchmark suite: speed, throughput, memory and FLOP efficiency, side by side in one run.
+"""The benchmark suite: speed, FLOP efficiency, stage overlap and memory, side by side in one run.
 
     python bench/suite.py [--out bench/results.md] [--repeats 5] [--train_steps 3] [--skip_training]
 
 Sections (each in its own subprocess, so its peak memory is its own):
 
-* `sr`: seconds per output megapixel at 224 -> 896 for bicubic, Lanczos, the
-  default generator (`checkpoints/srgan`) and the paper-size one (16 blocks x
-  64 filters, random weights: speed only), with each generator's FLOPs
-  counted from its layers, the achieved GFLOP/s, and that as a share of the
-  CPU's peak.
+* `sr`: per SR configuration (the default residual 8x32 `checkpoints/srgan`;
+  the paper's SRResNet 16x64, built untrained: speed only; the old default's
+  SRResNet 6x32, `checkpoints/srgan_gan`), on each engine (the SavedModel run by
+  TensorFlow; the export's LiteRT flatbuffer run by XNNPACK): GFLOP per output
+  MP counted from the layer shapes (`conv_flops`), seconds per output MP at
+  224 -> 896 (batch 4), GFLOP/s, share of the CPU's peak, and the FLOP limit
+  (the s/MP the FLOPs would take at peak) with the ratio to it. Bicubic and
+  Lanczos (PIL) are measured in the same process; every s/MP is also given as a
+  ratio to bicubic's.
 * `colorize`: colouriser images per second at 224 (`checkpoints/colorize`).
-* `pipeline`: the whole faithful job (colourise 224 + x4) per output megapixel.
+* `pipeline`: the whole faithful command (`pipeline.runner.run`: decode, colourise
+  224, x4, consistency, PNG encode and write, overlapped) over the test images,
+  per output MP, on each engine, with each stage's share of the wall time.
+* `full`: full mode on a 1024x1024 frame (-> 4096x4096 PNG): wall time and the
+  subprocess's peak RSS (`ru_maxrss`), with the stages' shares.
 * `dask`: `pipeline.run`'s frames/s serially and with `--executor dask` on 1 and 2
   local workers (`bench/dask_bench.py`; `$BENCH_DASK_FRAMES` frames, 16 by default).
 * `train_colorize`, `train_srgan_mse`, `train_srgan_gan`: training steps per
@@ -21,8 +29,9 @@ Sections (each in its own subprocess, so its peak memory is its own):
 
 Medians over `--repeats` after a warm-up; timings on shared machines are
 noisy, so compare the ratios within one table rather than numbers across runs.
-The CPU peak assumes 2 FMA units per core (2 x 2 x SIMD-width fp32 FLOPs per
-cycle) at the clock in /proc/cpuinfo; that is an upper bound, stated in the table.
+The CPU peak (`cpu_peak`) is cores x clock x fp32 FLOPs per cycle from the
+instruction set in /proc/cpuinfo's flags, assuming 2 FMA units per core; it is
+an upper bound, and its assumptions are printed with the table.
 """
 from __future__ import annotations
 
@@ -31,55 +40,107 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 MODELS = os.path.join(ROOT, "checkpoints")
-SECTIONS = ("sr", "colorize", "pipeline", "dask", "train_colorize", "train_colorize_compact", "train_srgan_mse",
+SECTIONS = ("sr", "colorize", "pipeline", "full", "dask", "train_colorize", "train_colorize_compact", "train_srgan_mse",
             "train_srgan_gan")
+#: The faithful job's shapes: working size and SR factor.
+LR, SCALE = 224, 4
+#: Full mode's frame side in the bench (-> 4096 x 4096).
+FULL_SIDE = 1024
 
 
 def conv_flops(model, input_shape) -> float:
-    """Multiply-adds x 2 of every Conv2D/Dense of `model` for one input of `input_shape` (H, W, C).
+    """Multiply-adds x 2 of every convolution and Dense layer of `model` for one input of `input_shape` (H, W, C).
 
-    Convolutions dominate an SRResNet; batch norm, PReLU, adds and pixel
-    shuffles (< 1 % here) are not counted.
+    Counts `Conv2D`, `Dense` and the residual generator's fixed bicubic phase
+    layer (`srgan.residual.BicubicPhases`: two 5x5 convolutions on the LR grid,
+    the image and the all-ones edge weights). Convolutions dominate both
+    generators; batch norm, activations, adds, padding and pixel shuffles
+    (< 1 % here) are not counted.
     """
     import keras
     import numpy as np
 
-    total = 0.0
-    layers = [l for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+    from srgan.residual import BicubicPhases
+
+    kinds = (keras.layers.Conv2D, keras.layers.Dense, BicubicPhases)
+    layers = [l for l in model.layers if isinstance(l, kinds)]
     probe = keras.Model(model.inputs, [l.output for l in layers])
     shapes = [o.shape for o in probe(np.zeros((1, *input_shape), "float32"))]
+    total = 0.0
     for layer, shape in zip(layers, shapes):
+        positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+        if isinstance(layer, BicubicPhases):
+            c = int(shape[-1]) // layer.scale**2
+            total += 2 * (2.0 * 5 * 5 * c * int(shape[-1]) * positions)
+            continue
         kernel = layer.kernel.shape
         fan_in = int(np.prod(kernel[:-1]))
-        positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
         total += 2.0 * fan_in * int(kernel[-1]) * positions
     return total
 
 
-def cpu_peak_gflops() -> tuple[float, str]:
-    """Peak fp32 GFLOP/s of this machine's cores, and how it was worked out."""
-    mhz, width = None, 4
+def flops_per_cycle(flags: str) -> tuple[int, str]:
+    """fp32 FLOPs per cycle per core from a /proc/cpuinfo `flags` line, and the assumption in words.
+
+    One FMA is 2 FLOPs per lane; 2 FMA units per core are assumed (Intel
+    server cores since Skylake-SP, AMD Zen 4/5; some parts have one 512-bit unit,
+    halving the AVX-512 figure).
+    """
+    words = set(flags.split())
+    if "avx512f" in words:
+        return 2 * 2 * 16, "AVX-512: 16 fp32 lanes x 2 (FMA) x 2 FMA units"
+    if "avx2" in words and "fma" in words:
+        return 2 * 2 * 8, "AVX2+FMA: 8 fp32 lanes x 2 (FMA) x 2 FMA units"
+    if "avx" in words:
+        return 2 * 8, "AVX (no FMA): 8 fp32 lanes x (1 mul + 1 add)"
+    return 2 * 4, "SSE: 4 fp32 lanes x (1 mul + 1 add)"
+
+
+def cpu_clock_mhz() -> tuple[float, str]:
+    """The cores' clock in MHz and where it came from (cpufreq's maximum, else /proc/cpuinfo's 'cpu MHz')."""
     try:
-        text = open("/proc/cpuinfo").read()
-        mhz = max(float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz"))
-        flags = text.split("flags")[1].split("\n")[0]
-        width = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
-    except (OSError, ValueError, IndexError):
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
+            return int(f.read()) / 1e3, "/sys/.../cpufreq/cpuinfo_max_freq"
+    except (OSError, ValueError):
         pass
-    cores = os.cpu_count() or 1
-    if mhz is None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(l.split(":")[1]) for l in f if l.startswith("cpu MHz")]
+        return max(mhz), "/proc/cpuinfo 'cpu MHz' (no cpufreq in /sys)"
+    except (OSError, ValueError):
         return float("nan"), "unknown clock"
-    peak = cores * mhz / 1e3 * width * 2 * 2
-    return peak, f"{cores} cores x {mhz / 1e3:.2f} GHz x {width} fp32 lanes x 2 (FMA) x 2 units"
+
+
+def cpu_peak(flags: str, cores: int, mhz: float) -> tuple[float, str]:
+    """Peak fp32 GFLOP/s = cores x GHz x FLOPs per cycle (`flops_per_cycle`), and the formula in words."""
+    per_cycle, how = flops_per_cycle(flags)
+    return cores * mhz / 1e3 * per_cycle, f"{cores} cores x {mhz / 1e3:.2f} GHz x {per_cycle} FLOP/cycle ({how})"
+
+
+def cpu_peak_gflops() -> tuple[float, str]:
+    """This process's peak: `cpu_peak` for its CPU's flags, the cores it may use and their clock."""
+    from common.litert import available_cores
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":", 1)[1] for l in f if l.startswith("flags")), "")
+    except OSError:
+        pass
+    mhz, where = cpu_clock_mhz()
+    peak, how = cpu_peak(flags, available_cores(), mhz)
+    return peak, f"{how}; clock from {where}; cores = os.sched_getaffinity"
 
 
 def _median(fn, repeats: int) -> float:
@@ -101,16 +162,63 @@ def _greys(size: int):
     return np.stack([to_luminance(im)[0] for im in _images(size)])
 
 
-def _images(size: int, n: int = 4):
+def _image_paths(n: int = 4) -> list:
     import glob
 
+    return sorted(glob.glob(os.path.join(ROOT, "tests", "data", "images", "*.png")))[:n]
+
+
+def _images(size: int, n: int = 4):
     import numpy as np
 
     from data.io import read_image
     from pipeline.evaluation import to_size
 
-    paths = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "images", "*.png")))[:n]
-    return [np.ascontiguousarray(to_size(read_image(p), size)) for p in paths]
+    return [np.ascontiguousarray(to_size(read_image(p), size)) for p in _image_paths(n)]
+
+
+def _sr_configs(tmp: str) -> list:
+    """(label, export folder, the Keras generator for FLOP counting) of each SR configuration."""
+    from pipeline.models import load_model  # noqa: F401  (TensorFlow loaded before building)
+    from srgan.model import build_generator
+    from srgan.saved_model import export_saved_model
+
+    def from_config(folder):
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            cfg = json.load(f)
+        return cfg, build_generator(cfg["num_blocks"], cfg["filters"], cfg.get("scale", 4), cfg.get("arch", "srresnet"))
+
+    cfg, default = from_config(os.path.join(MODELS, "srgan"))
+    configs = [(f"default: residual {cfg['num_blocks']}x{cfg['filters']} (checkpoints/srgan)",
+                os.path.join(MODELS, "srgan"), default)]
+    paper = build_generator(16, 64, SCALE, "srresnet")
+    paper_dir = export_saved_model(paper, os.path.join(tmp, "paper"), {"arch": "srresnet", "num_blocks": 16,
+                                                                        "filters": 64, "trained": False})
+    configs.append(("paper SRResNet 16x64 (untrained: speed only)", paper_dir, paper))
+    cfg, old = from_config(os.path.join(MODELS, "srgan_gan"))
+    configs.append((f"old default's SRResNet {cfg['num_blocks']}x{cfg['filters']} (checkpoints/srgan_gan)",
+                    os.path.join(MODELS, "srgan_gan"), old))
+    return configs
+
+
+def _run_pipeline(inputs: str, engine: str, mode: str = "faithful", full=None):
+    from pipeline.runner import RunConfig, run
+
+    out = tempfile.mkdtemp(prefix="bench-out-")
+    try:
+        config = RunConfig(input=inputs, output=out, colorize_model=os.path.join(MODELS, "colorize"),
+                           srgan_model=os.path.join(MODELS, "srgan"), engine=engine, mode=mode, full=full,
+                           progress=False)
+        result = run(config, log=lambda _: None)
+        if result.failed or not result.written:
+            raise SystemExit(f"bench pipeline run failed: {result.failed}")
+        return result
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _stage_shares(result) -> dict:
+    return {k: v / result.wall_seconds for k, v in sorted(result.stage_seconds.items()) if not k.endswith("_wait")}
 
 
 def run_section(name: str, repeats: int, train_steps: int) -> dict:
@@ -120,54 +228,78 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
     if name == "sr":
         from pipeline.evaluation import pil_upscale
         from pipeline.models import load_model
-        from srgan.model import build_generator
 
-        images = _images(224)
-        out_mp = len(images) * 896 * 896 / 1e6
+        images = _images(LR)
+        batch = __import__("numpy").stack(images)
+        out_mp = len(images) * (LR * SCALE) ** 2 / 1e6
         peak, _ = cpu_peak_gflops()
-        default = load_model(os.path.join(MODELS, "srgan"), "srgan")
-        cfg = default.config
-        paper = build_generator(16, 64, 4)
-        paper_fn = tf.function(lambda x: paper(x, training=False),
-                               input_signature=[tf.TensorSpec([1, 224, 224, 3], tf.float32)])
-        flops_default = conv_flops(build_generator(cfg.get("num_blocks", 16), cfg.get("filters", 64), 4), (224, 224, 3))
-        flops_paper = conv_flops(paper, (224, 224, 3))
-        methods = [
-            ("bicubic (PIL)", lambda im: pil_upscale(im, 4, "bicubic"), None),
-            ("Lanczos (PIL)", lambda im: pil_upscale(im, 4, "lanczos"), None),
-            (f"default generator ({cfg.get('num_blocks')}x{cfg.get('filters')})",
-             lambda im: default.run(im[None]), flops_default),
-            ("paper generator (16x64)", lambda im: paper_fn(tf.constant(im[None])).numpy(), flops_paper),
-        ]
-        # The pipeline's --precision / --jit_compile options on the default generator (before/after).
-        for precision, jit in (("float32", True), ("mixed_bfloat16", False)):
-            variant = load_model(os.path.join(MODELS, "srgan"), "srgan", precision, jit)
-            label = f"default generator, --precision {precision}" + (" --jit_compile" if jit else "")
-            methods.append((label, lambda im, m=variant: m.run(im[None]), flops_default))
-        for label, fn, flops in methods:
-            secs = _median(lambda: [fn(im) for im in images], repeats)
-            row = {"what": label, "s_per_output_mp": secs / out_mp}
-            if flops:
-                gflops = flops * len(images) / secs / 1e9
-                row.update(gflop_per_image=flops / 1e9, gflops=gflops, share_of_peak=gflops / peak)
-            rows.append(row)
+        methods = [("bicubic (PIL)", "", lambda: [pil_upscale(im, SCALE, "bicubic") for im in images], None),
+                   ("Lanczos (PIL)", "", lambda: [pil_upscale(im, SCALE, "lanczos") for im in images], None)]
+        tmp = tempfile.mkdtemp(prefix="bench-sr-")
+        try:
+            for label, folder, keras_model in _sr_configs(tmp):
+                flops = conv_flops(keras_model, (LR, LR, 3))
+                for engine in ("savedmodel", "litert"):
+                    model = load_model(folder, "srgan", engine=engine, device="cpu")
+                    methods.append((label, model.engine, lambda m=model: m.run(batch), flops))
+            for label, engine, fn, flops in methods:
+                secs = _median(fn, repeats)
+                row = {"what": label, "engine": engine, "s_per_output_mp": secs / out_mp}
+                if flops:
+                    gflops = flops * len(images) / secs / 1e9
+                    per_mp = flops / ((LR * SCALE) ** 2 / 1e6) / 1e9
+                    row.update(gflop_per_output_mp=per_mp, gflops=gflops, share_of_peak=gflops / peak,
+                               flop_limit_s_per_mp=per_mp / peak, x_flop_limit=secs / out_mp / (per_mp / peak))
+                rows.append(row)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     elif name == "colorize":
         from pipeline.models import load_model
 
-        model = load_model(os.path.join(MODELS, "colorize"), "colorize")
-        batch = _greys(224)
-        secs = _median(lambda: model.run(batch), repeats)
-        rows.append({"what": f"colouriser 224 px, batch {len(batch)}", "images_per_s": len(batch) / secs})
+        batch = _greys(LR)
+        for engine in ("savedmodel", "litert"):
+            model = load_model(os.path.join(MODELS, "colorize"), "colorize", engine=engine, device="cpu")
+            secs = _median(lambda: model.run(batch), repeats)
+            rows.append({"what": f"colouriser {LR} px, batch {len(batch)}", "engine": engine,
+                         "images_per_s": len(batch) / secs})
     elif name == "pipeline":
-        from pipeline.inference import colourise_and_upscale
-        from pipeline.models import load_model
+        inputs = tempfile.mkdtemp(prefix="bench-in-")
+        try:
+            paths = _image_paths(10)
+            for p in paths:
+                shutil.copy(p, inputs)
+            out_mp = len(paths) * (LR * SCALE) ** 2 / 1e6
+            for engine in ("litert", "savedmodel"):
+                _run_pipeline(inputs, engine)  # warm-up (and models' first calls)
+                runs = sorted((_run_pipeline(inputs, engine) for _ in range(max(1, repeats))),
+                              key=lambda r: r.wall_seconds)
+                median = runs[len(runs) // 2]
+                rows.append({"what": f"faithful pipeline, {len(paths)} files (decode, colourise 224, x4 to 896, "
+                                     "consistency, PNG write; overlapped)",
+                             "engine": engine + (" (= auto on CPU)" if engine == "litert" else ""),
+                             "s_per_output_mp": median.wall_seconds / out_mp, "stages": _stage_shares(median)})
+        finally:
+            shutil.rmtree(inputs, ignore_errors=True)
+    elif name == "full":
+        import numpy as np
 
-        col = load_model(os.path.join(MODELS, "colorize"), "colorize")
-        sr = load_model(os.path.join(MODELS, "srgan"), "srgan")
-        greys = _greys(224)
-        secs = _median(lambda: colourise_and_upscale(greys, col, sr), repeats)
-        rows.append({"what": "faithful pipeline (colourise 224 + x4 to 896)",
-                     "s_per_output_mp": secs / (len(greys) * 896 * 896 / 1e6)})
+        from data.io import read_image
+        from data.writers import write_png
+        from pipeline.evaluation import to_size
+        from pipeline.full import FullOptions
+
+        inputs = tempfile.mkdtemp(prefix="bench-full-")
+        try:
+            frame = to_size(read_image(_image_paths(1)[0]), FULL_SIDE)
+            write_png(os.path.join(inputs, "frame.png"), np.clip(frame, 0, 1))
+            result = _run_pipeline(inputs, "auto", "full", FullOptions())
+            rows.append({"what": f"full mode, {FULL_SIDE}x{FULL_SIDE} PNG -> {FULL_SIDE * SCALE}x"
+                                 f"{FULL_SIDE * SCALE} PNG (tile 256, overlap 64, batch 4)",
+                         "engine": "auto", "wall_s": result.wall_seconds,
+                         "s_per_output_mp": result.wall_seconds / ((FULL_SIDE * SCALE) ** 2 / 1e6),
+                         "stages": _stage_shares(result)})
+        finally:
+            shutil.rmtree(inputs, ignore_errors=True)
     elif name == "dask":  # frames/s: serial, 1 and 2 Dask workers (bench/dask_bench.py)
         from dask_bench import rows as dask_rows
 
@@ -220,26 +352,40 @@ def _fmt(row: dict, key: str, fmt: str) -> str:
     return format(row[key], fmt) if key in row else ""
 
 
-def table(results: list, repeats: int) -> str:
+def _stages(row: dict) -> str:
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in row.get("stages", {}).items())
+
+
+def table(results: list, repeats: int, note: str = "") -> str:
+    """The Markdown table of `results` (rows of every section), with the machine and its peak above it."""
+    from common.litert import available_cores, interpreter_class
+
     peak, how = cpu_peak_gflops()
     base = next((r["s_per_output_mp"] for res in results for r in res["rows"] if r["what"].startswith("bicubic")),
                 None)
     lines = [
-        f"Benchmarks on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"median of {repeats}; CPU fp32 peak {peak:.0f} GFLOP/s ({how}).",
+        f"Benchmarks on {available_cores()} CPU cores ({platform.processor() or platform.machine()}), median of "
+        f"{repeats}; LiteRT engine: {interpreter_class()[1]} (XNNPACK). CPU fp32 peak {peak:.0f} GFLOP/s = {how}."
+        + (f" {note}" if note else ""),
         "",
-        "| what | s per output MP | vs bicubic | images/s | steps/s | GFLOP per image | GFLOP/s | % of CPU peak "
-        "| peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "'FLOP limit' is the s/MP the counted FLOPs take at that peak; 'x limit' how far above it the measurement "
+        "is. Stage shares are each stage's seconds over the wall time (stages overlap, so they can add up to more "
+        "than 100%).",
+        "",
+        "| what | engine | s per output MP | vs bicubic | GFLOP per output MP | GFLOP/s | % of CPU peak "
+        "| FLOP limit s/MP | x limit | images/s | steps/s | wall s | stage shares of wall time | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         for r in res["rows"]:
             ratio = f"{r['s_per_output_mp'] / base:.1f}x" if base and "s_per_output_mp" in r else ""
             share = f"{100 * r['share_of_peak']:.0f}%" if "share_of_peak" in r else ""
-            lines.append(f"| {r['what']} | {_fmt(r, 's_per_output_mp', '.4f')} | {ratio} | "
+            limit = f"{r['x_flop_limit']:.2f}x" if "x_flop_limit" in r else ""
+            lines.append(f"| {r['what']} | {r.get('engine', '')} | {_fmt(r, 's_per_output_mp', '.4f')} | {ratio} | "
+                         f"{_fmt(r, 'gflop_per_output_mp', '.1f')} | {_fmt(r, 'gflops', '.1f')} | {share} | "
+                         f"{_fmt(r, 'flop_limit_s_per_mp', '.4f')} | {limit} | "
                          f"{_fmt(r, 'images_per_s', '.2f')} | {_fmt(r, 'steps_per_s', '.3f')} | "
-                         f"{_fmt(r, 'gflop_per_image', '.1f')} | {_fmt(r, 'gflops', '.1f')} | {share} | "
-                         f"{r['peak_rss_mb']:.0f} |")
+                         f"{_fmt(r, 'wall_s', '.1f')} | {_stages(r)} | {r['peak_rss_mb']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -250,13 +396,16 @@ def main() -> int:
     parser.add_argument("--train_steps", type=int, default=3, help="timed training steps per model")
     parser.add_argument("--skip_training", action="store_true")
     parser.add_argument("--out", default="", help="also write the Markdown table here")
+    parser.add_argument("--note", default="", help="a sentence about the machine (e.g. its load) for the table")
+    parser.add_argument("--sections", default="", help="comma-separated sections to run (default: all)")
     args = parser.parse_args()
     if args.section:
         print(json.dumps(run_section(args.section, args.repeats, args.train_steps)))
         return 0
     results = []
+    chosen = [x for x in args.sections.split(",") if x] or list(SECTIONS)
     for section in SECTIONS:
-        if args.skip_training and section.startswith("train"):
+        if section not in chosen or (args.skip_training and section.startswith("train")):
             continue
         print(f"running {section} ...", file=sys.stderr)
         res = subprocess.run([sys.executable, os.path.abspath(__file__), "--section", section, "--repeats",
@@ -266,7 +415,7 @@ def main() -> int:
             print(res.stderr[-3000:], file=sys.stderr)
             return 1
         results.append(json.loads(res.stdout.strip().splitlines()[-1]))
-    text = table(results, args.repeats)
+    text = table(results, args.repeats, args.note)
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

@@ -66,7 +66,10 @@ def main(argv):
     except (ExportError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     logging.info("wrote %s (step %d)", out, step)
+    from common.litert import summary
+
     print(f"exported the colouriser ({'step %d' % step if trained else 'untrained'}) to {out}")
+    print(summary(out))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ export (`config.json`'s `temperature`). Such a model has a second signature,
 predicted distribution, greyer). `pipeline.models.load_model(...,
 colour_temperature=T)` calls it. A `config.json` beside
 `saved_model.pb` records the training config, `"model": "colorize"`, whether
-the weights were trained and for how many steps.
+the weights were trained and for how many steps. `model.tflite` beside it is
+`serving_default`'s `rgb` as a LiteRT flatbuffer (any batch, H, W), written
+when it passed the export's parity check (`common.litert`; `config.json`'s
+`litert` says so, or why not).
 
 This module has no flags: `colorize.export` (command line) and
 `colorize.trainer` (export at the end of training) both call `export_colorizer`.
@@ -34,6 +37,7 @@ import tensorflow as tf
 from colorize.chroma import ChromaHead
 from colorize.model import SIZE_MULTIPLE, compose_rgb
 from common.export import ExportError, atomic_folder, check_output_dir, write_config_json  # noqa: F401  (re-exported)
+from common.litert import write_flatbuffer
 
 TEMPERATURE_SIGNATURE = "with_temperature"
 
@@ -142,6 +146,8 @@ def export_colorizer(
         meta["signature"][TEMPERATURE_SIGNATURE] = "grey as above, temperature float32 scalar > 0; same outputs"
     with atomic_folder(output_dir, overwrite) as tmp:
         tf.saved_model.save(module, tmp, signatures=signatures)
+        # The pipeline's output (`rgb`) as a LiteRT flatbuffer, when it passes the parity check.
+        write_flatbuffer(tmp, "rgb", meta)
         write_config_json(tmp, meta)
     return os.path.abspath(output_dir)
 

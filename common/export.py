@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from common.files import atomic_write_bytes
 
@@ -75,8 +75,13 @@ def write_config_json(folder: str, meta: Mapping[str, Any]) -> None:
     atomic_write_bytes(os.path.join(folder, "config.json"), text.encode("utf-8"))
 
 
-def write_saved_model(module, signature, output_dir: str, meta: Mapping[str, Any], overwrite: bool = False) -> str:
+def write_saved_model(module, signature, output_dir: str, meta: Mapping[str, Any], overwrite: bool = False,
+                      flatbuffer_output: Optional[str] = None) -> str:
     """Saves `module` with `signature` as `serving_default` into `output_dir`, atomically.
+
+    With `flatbuffer_output` the LiteRT flatbuffer of that output is written
+    beside it when it passes the parity check (`common.litert.write_flatbuffer`;
+    `config.json`'s `litert` says what was done, or why not).
 
     Args:
         module: a `tf.Module` holding the model.
@@ -84,13 +89,19 @@ def write_saved_model(module, signature, output_dir: str, meta: Mapping[str, Any
         output_dir: the SavedModel folder to create.
         meta: written as `config.json` beside `saved_model.pb`.
         overwrite: replace an existing non-empty folder.
+        flatbuffer_output: the serving output to convert (e.g. `sr`); None: no flatbuffer.
 
     Returns:
         `output_dir` as an absolute path.
     """
     import tensorflow as tf
 
+    meta = dict(meta)
     with atomic_folder(output_dir, overwrite) as tmp:
         tf.saved_model.save(module, tmp, signatures={"serving_default": signature})
+        if flatbuffer_output:
+            from common.litert import write_flatbuffer
+
+            write_flatbuffer(tmp, flatbuffer_output, meta)
         write_config_json(tmp, meta)
     return os.path.abspath(output_dir)

@@ -39,7 +39,8 @@ ARRAY = "<array>"
 # RunConfig fields about files, model loading or the whole run, not one image.
 _RUN_LEVEL = {"input", "output", "colorize_model", "srgan_model", "recursive", "skip_existing",
               "save_intermediate", "progress", "mode", "full", "precision", "jit_compile",
-              "colour_temperature", "executor", "dask_scheduler", "dask_workers"}
+              "colour_temperature", "executor", "dask_scheduler", "dask_workers",
+              "engine"}
 # Of those, the ones a run over files (`Pipeline.process_files`) takes too.
 _FILES_RUN_LEVEL = {"recursive", "skip_existing", "save_intermediate", "progress"}
 # FullOptions fields about output files (the API returns arrays and HDUs).
@@ -161,7 +162,7 @@ class Pipeline:
     @classmethod
     def load(cls, colorize_model: Optional[str] = None, srgan_model: Optional[str] = None,
              device: Optional[str] = None, precision: str = "float32", jit_compile: bool = False,
-             colour_temperature: Optional[float] = None) -> "Pipeline":
+             colour_temperature: Optional[float] = None, engine: Optional[str] = None) -> "Pipeline":
         """Loads the colouriser and the SR generator (imports TensorFlow).
 
         Args:
@@ -174,6 +175,8 @@ class Pipeline:
                 `--jit_compile` (see `pipeline.models.load_model`).
             colour_temperature: a classification colouriser's annealed-mean
                 temperature (> 0; lower is more saturated), as `--colour_temperature`.
+            engine: `auto` (None: the default, `pipeline.models.DEFAULT_ENGINE`),
+                `savedmodel` or `litert`, as `--engine` (see `pipeline.models.load_model`).
 
         Raises:
             pipeline.models.ModelLoadError: a model not found (the message lists
@@ -181,17 +184,20 @@ class Pipeline:
                 that is not there.
         """
         from pipeline.bundled import ModelNotFoundError, resolve_model
-        from pipeline.models import ModelLoadError, load_model
+        from pipeline.models import DEFAULT_ENGINE, ModelLoadError, load_model
 
+        engine = engine or DEFAULT_ENGINE
         try:
             colorize_path = resolve_model(colorize_model, "colorize")
             srgan_path = resolve_model(srgan_model, "srgan")
         except ModelNotFoundError as e:
             raise ModelLoadError(str(e)) from e
-        colorizer = load_model(colorize_path, "colorize", device=device, colour_temperature=colour_temperature)
-        upscaler = load_model(srgan_path, "srgan", precision, jit_compile, device=device)
+        colorizer = load_model(colorize_path, "colorize", device=device, colour_temperature=colour_temperature,
+                               engine=engine)
+        upscaler = load_model(srgan_path, "srgan", precision, jit_compile, device=device, engine=engine)
         pipe = cls(colorizer, upscaler)
-        pipe._load_args.update(precision=precision, jit_compile=jit_compile, colour_temperature=colour_temperature)
+        pipe._load_args.update(precision=precision, jit_compile=jit_compile, colour_temperature=colour_temperature,
+                               engine=engine)
         return pipe
 
     @property
@@ -206,12 +212,13 @@ class Pipeline:
         """False when either model was exported untrained (random weights)."""
         return self.colorizer.trained and self.upscaler.trained
 
-    def faithful_batch(self, greys: np.ndarray, config=None) -> tuple[np.ndarray, np.ndarray]:
+    def faithful_batch(self, greys: np.ndarray, config=None, clock=None) -> tuple[np.ndarray, np.ndarray]:
         """The faithful pipeline on a batch at the working size: what `pipeline.run` calls per batch.
 
         Args:
             greys: float32 `[B, S, S, 1]` in [0, 1], S = `config.size`.
             config: the run's `RunConfig` (its per-image options apply).
+            clock: a `pipeline.overlap.StageClock` for the stages' seconds (None: not timed).
 
         Returns:
             (colour `[B, S, S, 3]`, upscaled `[B, scale*S, scale*S, 3]`), float32 in [0, 1].
@@ -219,7 +226,7 @@ class Pipeline:
         from pipeline.inference import colourise_and_upscale
 
         consistency = config.consistency if config is not None else "auto"
-        return colourise_and_upscale(greys, self.colorizer, self.upscaler, consistency)
+        return colourise_and_upscale(greys, self.colorizer, self.upscaler, consistency, clock)
 
     def _working_grey(self, image: Any, size: int, limit: bool = True) -> np.ndarray:
         from pipeline.inference import MAX_PIXELS, to_luminance, to_working_size

@@ -51,6 +51,7 @@ class ModelSpec:
     precision: str = "float32"
     jit_compile: bool = False
     colour_temperature: Optional[float] = None
+    engine: Optional[str] = None
 
     @classmethod
     def of(cls, config) -> "ModelSpec":
@@ -60,7 +61,7 @@ class ModelSpec:
             return os.path.abspath(path) if path and os.path.isdir(path) else path
 
         return cls(where(config.colorize_model), where(config.srgan_model), config.precision, config.jit_compile,
-                   config.colour_temperature)
+                   config.colour_temperature, config.engine)
 
 
 _PIPELINES: dict = {}

@@ -327,14 +327,19 @@ def fits_history(options: FullOptions, scale: int, consistency: str = "auto", st
 
 def process_full(path: str, output: str, colorizer, upscaler, scale: int, options: FullOptions,
                  progress: Optional[Callable[[int, int], None]] = None,
-                 consistency: str = "auto") -> tuple[Optional[Fidelity], bool]:
+                 consistency: str = "auto", clock=None) -> tuple[Optional[Fidelity], bool]:
     """Colourises and super-resolves one whole frame into `output`.
+
+    The tiled SR of the next band runs in a thread while this band is encoded
+    and written (`pipeline.overlap.prefetch`, one band ahead).
 
     Args:
         consistency: `pipeline.consistency` mode: `auto` corrects each tile's SR
             so that degrading it gives the input back, with 4x4 block means in
             the linear units of a FITS input (flux conserved) and antialiased
             bicubic for pictures; `block` / `bicubic` force one; `none` is off.
+        clock: a `pipeline.overlap.StageClock` receiving the seconds of stages
+            `decode`, `colourise`, `sr` (tiles, blending, consistency) and `encode`.
 
     Returns:
         (fidelity numbers when `options.report`, whether the input had colour).
@@ -343,23 +348,31 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
         ImageReadError: unreadable input; ValueError: options that cannot apply
         (e.g. `linear_output` for a non-FITS input).
     """
-    from data.io import ImageReadError, is_fits, read_fits, read_image
+    import time
 
+    from data.io import ImageReadError, is_fits, read_fits, read_image
+    from pipeline.overlap import StageClock, prefetch, timed
+
+    clock = clock if clock is not None else StageClock()
     header = stretch = raw = None
-    if is_fits(path):
-        f = read_fits(path, stretch=options.stretch, interval=options.interval, percentile=options.percentile)
-        image, header, stretch, raw = f.image, f.header, f.stretch, f.raw
-    else:
-        image = read_image(path)
+    with timed(clock, "decode"):
+        if is_fits(path):
+            f = read_fits(path, stretch=options.stretch, interval=options.interval, percentile=options.percentile)
+            image, header, stretch, raw = f.image, f.header, f.stretch, f.raw
+        else:
+            image = read_image(path)
     if options.linear_output and stretch is None:
         raise ImageReadError(path, "--linear_output needs a FITS input (there is no stretch to undo)")
     h, w = image.shape[:2]
     if h < 2 or w < 2:
         raise ImageReadError(path, f"image is {w}x{h} px; at least 2x2 is needed")
-    frame, was_colour = colour_frame(image, colorizer, options.size)
+    with timed(clock, "colourise"):
+        frame, was_colour = colour_frame(image, colorizer, options.size)
     del image
     meter = make_meter(options, h, w, scale, consistency, stretch, raw)
-    bands = upscaled_bands(frame, upscaler, scale, options, meter, progress, consistency, stretch, raw)
+    bands = prefetch(upscaled_bands(frame, upscaler, scale, options, meter, progress, consistency, stretch, raw),
+                     depth=1, clock=clock, stage="sr")
+    waited, t0 = clock.seconds.get("sr_wait", 0.0), time.perf_counter()
     if options.output_format == "fits":
         head = fits_header_for(header, h * scale, w * scale, scale, stretch, options.linear_output,
                                fits_history(options, scale, consistency, stretch, raw))
@@ -371,6 +384,8 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
         write_tiff16_stream(output, bands, h * scale, w * scale)
     else:
         write_png_stream(output, bands, h * scale, w * scale, bits=16 if options.output_format == "png16" else 8)
+    # The writer's own time: its wall time less what it spent waiting for SR bands.
+    clock.add("encode", time.perf_counter() - t0 - (clock.seconds.get("sr_wait", 0.0) - waited))
     fidelity = None
     if meter is not None:
         fidelity = meter.result()

@@ -54,7 +54,7 @@ def sr_output(sr) -> np.ndarray:
 
 
 def colourise_and_upscale(
-    grey: np.ndarray, colorizer: LoadedModel, upscaler: LoadedModel, consistency: str = "auto"
+    grey: np.ndarray, colorizer: LoadedModel, upscaler: LoadedModel, consistency: str = "auto", clock=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The faithful pipeline on a batch already at the working size.
 
@@ -63,19 +63,25 @@ def colourise_and_upscale(
         consistency: `pipeline.consistency` mode; `auto` (and `bicubic`)
             correct each SR output so that its antialiased bicubic downscale is
             the colour image it came from; `none` leaves the network's output.
+        clock: a `pipeline.overlap.StageClock` that receives the seconds of
+            stages `colourise`, `sr` and `consistency` (None: not timed).
 
     Returns:
         (colour `[B, S, S, 3]`, upscaled `[B, scale*S, scale*S, 3]`), both in [0, 1].
     """
     from pipeline.consistency import consistent_display, operator_for
+    from pipeline.overlap import timed
 
-    colour = np.clip(colorizer.run(grey), 0.0, 1.0)
-    upscaled = sr_output(upscaler.run(colour))
+    with timed(clock, "colourise"):
+        colour = np.clip(colorizer.run(grey), 0.0, 1.0)
+    with timed(clock, "sr"):
+        upscaled = sr_output(upscaler.run(colour))
     # The working-size colour image is a picture made by resizing: bicubic is its operator.
     operator = operator_for(consistency, is_raw_frame=False)
     if operator is not None:
         scale = upscaled.shape[1] // colour.shape[1]
-        upscaled = np.stack([consistent_display(u, c, scale, operator)[0] for u, c in zip(upscaled, colour)])
+        with timed(clock, "consistency"):
+            upscaled = np.stack([consistent_display(u, c, scale, operator)[0] for u, c in zip(upscaled, colour)])
     return colour, upscaled
 
 
@@ -269,7 +275,7 @@ def plan_jobs(
     return jobs
 
 
-def iter_loaded(batches: Iterable[list], size: int, workers: int = 2) -> Iterator[tuple[list, list]]:
+def iter_loaded(batches: Iterable[list], size: int, workers: int = 2, clock=None) -> Iterator[tuple[list, list]]:
     """Decodes the next batch of inputs in background threads while the caller computes on this one.
 
     Args:
@@ -277,6 +283,7 @@ def iter_loaded(batches: Iterable[list], size: int, workers: int = 2) -> Iterato
         size: working size for `load_grey`.
         workers: decoding threads (PIL, imageio and astropy release the GIL
             for much of their work).
+        clock: a `pipeline.overlap.StageClock` that receives the decoding time as `decode`.
 
     Yields:
         (the batch, per job either `(grey, was_colour)` or the `ImageReadError`
@@ -284,9 +291,12 @@ def iter_loaded(batches: Iterable[list], size: int, workers: int = 2) -> Iterato
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from pipeline.overlap import timed
+
     def load(path: str):
         try:
-            return load_grey(path, size)
+            with timed(clock, "decode"):
+                return load_grey(path, size)
         except ImageReadError as e:
             return e
 

@@ -64,6 +64,7 @@ class LoadedModel:
     input_key: str
     _module: object = None
     device: Optional[str] = None  # TF device string; None: `device_name()` at each call
+    engine: str = "savedmodel"  # savedmodel | litert (then `fn` maps a numpy batch to the output array)
 
     @property
     def trained(self) -> bool:
@@ -75,20 +76,32 @@ class LoadedModel:
         name = self.config.get("model", os.path.basename(os.path.normpath(self.path)))
         steps = self.config.get("steps_trained")
         extra = f", {steps} steps" if steps is not None else ""
+        if self.engine == "litert":
+            extra += f", LiteRT XNNPACK, {self.fn.num_threads} threads"
         return f"{name} from {self.path}{extra}" + ("" if self.trained else " [UNTRAINED: random weights]")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Calls the model on a float32 batch `[B, H, W, C]` in [0, 1]; returns numpy."""
+        if self.engine == "litert":
+            # The SavedModel's signature clips its input to [0, 1]; the flatbuffer holds that clip too.
+            return self.fn.run(batch)
         with tf.device(self.device or device_name()):
             out = self.fn(**{self.input_key: tf.convert_to_tensor(batch, tf.float32)})
         return np.asarray(out[self.output_key])
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+#: Inference engines: `auto` (LiteRT on CPU when a valid flatbuffer is there, else the
+#: SavedModel), `savedmodel` (TensorFlow runs the SavedModel), `litert` (the flatbuffer).
+ENGINES = ("auto", "savedmodel", "litert")
+#: The engine `pipeline.run --engine`, `RunConfig` and `Pipeline.load` use by default.
+DEFAULT_ENGINE = "auto"
+_OUTPUT_KEYS = {"colorize": "rgb", "srgan": "sr"}
 
 
 def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bool = False,
-               device: Optional[str] = None, colour_temperature: Optional[float] = None) -> LoadedModel:
+               device: Optional[str] = None, colour_temperature: Optional[float] = None,
+               engine: str = "savedmodel") -> LoadedModel:
     """Loads a SavedModel written by `colorize.export` or `srgan.export`.
 
     Args:
@@ -105,13 +118,26 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
         colour_temperature: for a classification colouriser (`colorize.chroma`),
             the annealed-mean temperature > 0 instead of the export's default
             (its `config.json` `temperature`): lower is more saturated.
+        engine: one of `ENGINES`. `auto` takes the export's LiteRT flatbuffer
+            (`common.litert`, XNNPACK on the available cores) when it is valid
+            and the model runs on the CPU with default options, else the
+            SavedModel; `litert` insists on the flatbuffer.
 
     Raises:
         ModelLoadError: the folder is missing, is not a SavedModel, or lacks
-            the signature; or a precision/XLA request it cannot honour.
+            the signature; a precision/XLA request it cannot honour; or
+            `engine="litert"` without a valid flatbuffer (or with an option
+            only the SavedModel has).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {ENGINES}")
+    if engine != "savedmodel":
+        lite = _litert_or_none(path, kind, engine, device, precision, jit_compile, colour_temperature)
+        if lite is not None:
+            _probe(lite, kind)
+            return lite
     loaded = _load(path, kind, device)
     if colour_temperature is not None:
         loaded = _with_temperature(loaded, kind, float(colour_temperature))
@@ -122,6 +148,64 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
         loaded = _rebuild_generator(loaded, precision, jit_compile)
     _probe(loaded, kind)
     return loaded
+
+
+def _litert_or_none(path: str, kind: str, engine: str, device: Optional[str], precision: str, jit_compile: bool,
+                    colour_temperature: Optional[float]) -> Optional[LoadedModel]:
+    """The flatbuffer engine for `engine` auto/litert, or None when auto settles on the SavedModel.
+
+    Raises:
+        ModelLoadError: `litert` asked for but not possible (the reason named).
+    """
+    from common.litert import FLATBUFFER, LiteRTError, LiteRTRunner, flatbuffer_problem
+
+    if kind not in _OUTPUT_KEYS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    blocker = None
+    if "GPU" in device_name(device).upper():
+        blocker = "the model runs on a GPU (LiteRT's XNNPACK is a CPU engine)"
+    elif precision != "float32" or jit_compile:
+        blocker = "--precision/--jit_compile rebuild the SavedModel's generator"
+    elif colour_temperature is not None:
+        blocker = "a colour temperature needs the SavedModel's with_temperature signature"
+    elif not os.path.isdir(path):
+        return None  # `_load` reports the missing folder
+    else:
+        config = _read_config(path)
+        blocker = flatbuffer_problem(path, config)
+        if blocker is None and config.get("litert", {}).get("output") != _OUTPUT_KEYS[kind]:
+            blocker = f"its {FLATBUFFER} is not a {kind} model's"
+    if blocker is None:
+        try:
+            runner = LiteRTRunner(os.path.join(path, FLATBUFFER))
+        except LiteRTError as e:
+            blocker = str(e)
+        else:
+            return LoadedModel(path=path, config=config, fn=runner, output_key=_OUTPUT_KEYS[kind],
+                               input_key="", device="/CPU:0", engine="litert")
+    if engine == "litert":
+        raise ModelLoadError(f"{path}: --engine litert not possible: {blocker} (use --engine savedmodel or auto; "
+                             f"exports write {FLATBUFFER} beside the SavedModel)")
+    return None
+
+
+def _read_config(path: str) -> dict:
+    """The folder's `config.json` as a dict ({} when absent).
+
+    Raises:
+        ModelLoadError: unreadable or not a JSON object.
+    """
+    cfg_path = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg_path):
+        return {}
+    try:
+        with open(cfg_path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelLoadError(f"{cfg_path}: cannot read the model's config.json ({_one_line(e)})") from e
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{cfg_path}: config.json must hold a JSON object, found {type(config).__name__}")
+    return config
 
 
 def _one_line(e: BaseException, limit: int = 200) -> str:
@@ -209,16 +293,7 @@ def _load(path: str, kind: str, device: Optional[str] = None) -> LoadedModel:
             f"{path}: no such model folder. Train and export one (python -m {kind}.export) "
             f"or point --{kind}_model at an exported SavedModel."
         )
-    config = {}
-    cfg_path = os.path.join(path, "config.json")
-    if os.path.isfile(cfg_path):
-        try:
-            with open(cfg_path, encoding="utf-8") as f:
-                config = json.load(f)
-        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise ModelLoadError(f"{cfg_path}: cannot read the model's config.json ({_one_line(e)})") from e
-        if not isinstance(config, dict):
-            raise ModelLoadError(f"{cfg_path}: config.json must hold a JSON object, found {type(config).__name__}")
+    config = _read_config(path)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         keras_files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
         if kind == "srgan" and keras_files:

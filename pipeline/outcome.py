@@ -57,8 +57,8 @@ def model_lines(pipe) -> list[str]:
     return lines
 
 
-def faithful_files(jobs: Sequence, loaded: Sequence, pipe, config) -> list[Outcome]:
-    """Faithful mode on one batch of jobs: one model call on the readable ones, then their PNGs written.
+def faithful_compute(jobs: Sequence, loaded: Sequence, pipe, config, clock=None) -> tuple[list, list]:
+    """Faithful mode's model call on one batch of jobs (the readable ones), nothing written.
 
     Args:
         jobs: `Job`s of one batch (the same batches give the same pixels:
@@ -67,49 +67,77 @@ def faithful_files(jobs: Sequence, loaded: Sequence, pipe, config) -> list[Outco
             reading it raised (`pipeline.inference.iter_loaded`).
         pipe: the loaded `pipeline.api.Pipeline`.
         config: the run's `RunConfig`.
+        clock: an optional `pipeline.overlap.StageClock` for the stages' seconds.
+
+    Returns:
+        `(failures, ready)`: an `Outcome` per unreadable job, and per readable
+        one `(index, was_colour, colour [S, S, 3], upscaled [sS, sS, 3])`, floats in [0, 1].
+    """
+    from data.io import ImageReadError
+
+    failures, ready, greys = [], [], []
+    for i, item in enumerate(loaded):
+        if isinstance(item, ImageReadError):
+            failures.append(Outcome(i, reason=item.reason))
+            continue
+        ready.append((i, item[1]))
+        greys.append(item[0])
+    if not ready:
+        return failures, []
+    colour, upscaled = pipe.faithful_batch(np.stack(greys), config, clock)
+    return failures, [(i, was_colour, c, u) for (i, was_colour), c, u in zip(ready, colour, upscaled)]
+
+
+def write_faithful(job, colour: np.ndarray, upscaled: np.ndarray) -> None:
+    """A faithful job's PNGs (output, and the 224 colour image with --save_intermediate); raises OSError."""
+    from data.writers import write_png
+
+    write_png(job.output, upscaled)
+    if job.intermediate:
+        write_png(job.intermediate, colour)
+
+
+def faithful_written(job, index: int, was_colour: bool, error: Optional[OSError] = None) -> Outcome:
+    """The outcome of `write_faithful` for job `index`: written, or the write's error."""
+    if error is not None:
+        return _write_failure(index, error, was_colour)
+    return Outcome(index, extra=[job.intermediate] if job.intermediate else [], was_colour=was_colour)
+
+
+def faithful_files(jobs: Sequence, loaded: Sequence, pipe, config) -> list[Outcome]:
+    """Faithful mode on one batch of jobs: one model call on the readable ones, then their PNGs written.
+
+    What a Dask task does (`faithful_compute`, then `write_faithful` in turn);
+    the serial run does the same with the writes overlapping the next batch.
 
     Returns:
         Outcomes in the order a run accounts for them: read failures first,
         then each write; after a write error that stops the run (disk full,
         read-only) the batch's remaining jobs get none.
     """
-    from data.io import ImageReadError
-    from data.writers import write_png
     from pipeline.runner import FATAL_WRITE_ERRNOS
 
-    outcomes, ready, greys = [], [], []
-    for i, item in enumerate(loaded):
-        if isinstance(item, ImageReadError):
-            outcomes.append(Outcome(i, reason=item.reason))
-            continue
-        ready.append((i, item[1]))
-        greys.append(item[0])
-    if not ready:
-        return outcomes
-    colour, upscaled = pipe.faithful_batch(np.stack(greys), config)
-    for (i, was_colour), c, u in zip(ready, colour, upscaled):
-        job = jobs[i]
+    outcomes, ready = faithful_compute(jobs, loaded, pipe, config)
+    for i, was_colour, c, u in ready:
         try:
-            write_png(job.output, u)
-            if job.intermediate:
-                write_png(job.intermediate, c)
+            write_faithful(jobs[i], c, u)
         except OSError as e:
-            outcomes.append(_write_failure(i, e, was_colour))
+            outcomes.append(faithful_written(jobs[i], i, was_colour, e))
             if e.errno in FATAL_WRITE_ERRNOS:
                 break
             continue
-        outcomes.append(Outcome(i, extra=[job.intermediate] if job.intermediate else [], was_colour=was_colour))
+        outcomes.append(faithful_written(jobs[i], i, was_colour))
     return outcomes
 
 
-def full_file(job, index: int, pipe, options, consistency: str = "auto", progress=None) -> Outcome:
+def full_file(job, index: int, pipe, options, consistency: str = "auto", progress=None, clock=None) -> Outcome:
     """Full mode on one job (`pipeline.full.process_full`); `options` is its `FullOptions`."""
     from data.io import ImageReadError
     from pipeline.full import process_full
 
     try:
         fidelity, was_colour = process_full(job.source, job.output, pipe.colorizer, pipe.upscaler, pipe.scale,
-                                            options, progress, consistency)
+                                            options, progress, consistency, clock)
     except ImageReadError as e:
         return Outcome(index, reason=e.reason)
     except OSError as e:

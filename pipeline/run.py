@@ -57,6 +57,10 @@ flags.DEFINE_float("colour_temperature", None,
                    "A classification colouriser's decoding temperature (Zhang et al. 2016's annealed mean; > 0, "
                    "lower = more saturated; default: the export's own, 1.0 for checkpoints/colorize_classification). "
                    "Other colourisers refuse it.")
+flags.DEFINE_enum("engine", None, ["auto", "savedmodel", "litert"],
+                  "Inference engine (default auto): auto = the export's LiteRT flatbuffer (model.tflite, XNNPACK "
+                  "on the available cores) on a CPU when it is there and valid, else the SavedModel (always on a "
+                  "GPU); savedmodel = TensorFlow runs the SavedModel; litert = the flatbuffer or an error.")
 flags.DEFINE_enum("consistency", "auto", ["auto", "bicubic", "block", "none"],
                   "Correct the SR output so that degrading it again gives its input (back-projection, Irani & "
                   "Peleg 1991; not in the paper): auto = antialiased bicubic for pictures and faithful mode, 4x4 "
@@ -86,6 +90,7 @@ def main(argv: Sequence[str]) -> int:
         save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress, mode=FLAGS.mode,
         precision=FLAGS.precision, jit_compile=FLAGS.jit_compile, consistency=FLAGS.consistency,
         colour_temperature=FLAGS.colour_temperature, executor=FLAGS.executor,
+        engine=FLAGS.engine,
         dask_scheduler=FLAGS.dask_scheduler, dask_workers=FLAGS.dask_workers,
     )
     if FLAGS.mode == "full":

@@ -66,6 +66,7 @@ class RunConfig:
     executor: str = "serial"  # serial | dask (pipeline.dask_executor)
     dask_scheduler: Optional[str] = None  # dask: join this scheduler (tcp://HOST:PORT); None: a local cluster
     dask_workers: Optional[int] = None  # dask, local cluster: worker processes (None: one per CPU core)
+    engine: Optional[str] = None  # auto | savedmodel | litert (None: pipeline.models.DEFAULT_ENGINE)
 
 
 @dataclasses.dataclass
@@ -76,6 +77,8 @@ class RunResult:
     skipped: list = dataclasses.field(default_factory=list)
     failed: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    wall_seconds: float = 0.0  # the processing loop's wall time
+    stage_seconds: dict = dataclasses.field(default_factory=dict)  # seconds per stage (pipeline.overlap.StageClock)
 
 
 def run(config: RunConfig, log=print, *, sources: Optional[list] = None, pipeline=None,
@@ -128,7 +131,9 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
     from data.io import ImageReadError
     from pipeline.api import Pipeline
     from pipeline.inference import batched, collect_inputs, iter_loaded
-    from pipeline.outcome import account, colour_note, faithful_files, model_lines, summary
+    from pipeline.outcome import (account, colour_note, faithful_compute, faithful_written, model_lines, summary,
+                                  write_faithful)
+    from pipeline.overlap import OrderedWriter, StageClock
 
     if config.size % 16:
         raise ValueError(f"--size must be a multiple of 16, got {config.size}")
@@ -151,7 +156,8 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
         return result
     # The Python API's core: the command and `pipeline.Pipeline` compute alike.
     pipe = pipe or Pipeline.load(config.colorize_model, config.srgan_model, precision=config.precision,
-                                 jit_compile=config.jit_compile, colour_temperature=config.colour_temperature)
+                                 jit_compile=config.jit_compile, colour_temperature=config.colour_temperature,
+                                 engine=config.engine)
     for line in model_lines(pipe):
         log(line)
     todo, full = plan(config, sources, pipe.scale, result, log)
@@ -163,24 +169,45 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
     start = time.perf_counter()
     colour_notes = 0
     stopped = False
-    # Decoding of the next batch overlaps this batch's compute (`iter_loaded`).
-    for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size):
-        for outcome in faithful_files(batch, loaded, pipe, config):
-            colour_notes += outcome.was_colour
-            if account(batch[outcome.job], outcome, config.output, config.mode, result, log):
-                stopped = True
+    clock = StageClock()
+
+    def settle(finished) -> bool:
+        """Accounts for finished writes in submission order; True when the run must stop."""
+        for (job, i, was_colour), error in finished:
+            if error is not None and not isinstance(error, OSError):
+                raise error
+            if account(job, faithful_written(job, i, was_colour, error), config.output, config.mode, result, log):
+                return True
+        return False
+
+    # Decoding of the next batch overlaps this batch's compute (`iter_loaded`), and the
+    # encoding/writing of this batch's outputs the next batch's compute (`OrderedWriter`).
+    fatal = lambda e: isinstance(e, OSError) and e.errno in FATAL_WRITE_ERRNOS  # noqa: E731
+    with OrderedWriter(depth=2 * max(1, config.batch_size), clock=clock, fatal=fatal) as writer:
+        for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size, clock=clock):
+            failures, ready = faithful_compute(batch, loaded, pipe, config, clock)
+            for outcome in failures:
+                account(batch[outcome.job], outcome, config.output, config.mode, result, log)
+            for i, was_colour, c, u in ready:
+                colour_notes += was_colour
+                if settle(writer.submit((batch[i], i, was_colour), write_faithful, batch[i], c, u)):
+                    stopped = True
+                    break
+            if stopped:
                 break
-        if stopped:
-            break
-        bar.update(len(batch))
-        bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
+            bar.update(len(batch))
+            bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
+        if not stopped:
+            stopped = settle(writer.drain())
     bar.close()
     if stopped:
         _stop_notice(todo, result, log)
     if colour_notes:
         result.notes.append(colour_note(colour_notes))
         log(result.notes[-1])
-    log(summary(result, time.perf_counter() - start, config.output, rate=True))
+    elapsed = time.perf_counter() - start
+    result.wall_seconds, result.stage_seconds = elapsed, dict(clock.seconds)
+    log(summary(result, elapsed, config.output, rate=True))
     return result
 
 
@@ -270,8 +297,10 @@ def _run_full(jobs, pipe, options, config, result, show, log) -> None:
     from tqdm import tqdm
 
     from pipeline.outcome import account, full_file, summary, write_fidelity_csv
+    from pipeline.overlap import StageClock
 
     rows = []
+    clock = StageClock()
     start = time.perf_counter()
     for job in jobs:
         bar = tqdm(total=0, unit="tile", desc=os.path.basename(job.source), disable=not show)
@@ -281,7 +310,7 @@ def _run_full(jobs, pipe, options, config, result, show, log) -> None:
             bar.update(done - bar.n)
 
         try:
-            outcome = full_file(job, 0, pipe, options, config.consistency, progress)
+            outcome = full_file(job, 0, pipe, options, config.consistency, progress, clock)
         finally:
             bar.close()
         if account(job, outcome, config.output, config.mode, result, log, rows):
@@ -289,4 +318,6 @@ def _run_full(jobs, pipe, options, config, result, show, log) -> None:
             break
     if rows:
         write_fidelity_csv(config.output, rows)
-    log(summary(result, time.perf_counter() - start, config.output, rate=False))
+    elapsed = time.perf_counter() - start
+    result.wall_seconds, result.stage_seconds = elapsed, dict(clock.seconds)
+    log(summary(result, elapsed, config.output, rate=False))

@@ -32,8 +32,13 @@ cd "$work/elsewhere"
 # The installed package must be what runs, not the checkout: no PYTHONPATH, cwd outside it.
 env -u PYTHONPATH -u ASTRO_MODELS_DIR "$work/venv/bin/python" -c \
   "import pipeline, sys; assert pipeline.__file__.startswith('$work/venv'), pipeline.__file__"
+# The exports' LiteRT flatbuffers are package data too, and `--engine auto` runs them on this CPU.
+env -u PYTHONPATH -u ASTRO_MODELS_DIR "$work/venv/bin/python" -c \
+  "import os, pipeline.bundled as b; d = b.installed_dir(); \
+assert all(os.path.isfile(os.path.join(d, k, 'model.tflite')) for k in ('colorize', 'srgan')), d"
 env -u PYTHONPATH -u ASTRO_MODELS_DIR "$work/venv/bin/python" -m pipeline.run \
-  --input "$repo/samples" --output "$work/elsewhere/out"
+  --input "$repo/samples" --output "$work/elsewhere/out" 2>&1 | tee "$work/run.log"
+grep -q "LiteRT XNNPACK" "$work/run.log"
 "$work/venv/bin/python" - "$work/elsewhere/out" <<'EOF'
 import os, sys
 from PIL import Image

@@ -50,7 +50,10 @@ def main(argv: Sequence[str]) -> int:
     except (ExportError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    from common.litert import summary
+
     print(f"exported step {step} ({phase}) to {path}")
+    print(summary(path))
     return 0
 
 

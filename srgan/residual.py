@@ -109,8 +109,20 @@ class ReflectPad2D(layers.Layer):
         self.mode = mode
 
     def call(self, x):
+        # Edge rows/columns copied by slicing and concatenated, not `ops.pad(mode=...)`: the values are
+        # the same, but TFLite's MIRROR_PAD has no XNNPACK kernel, so every pad would split the delegated
+        # graph and run slowly outside it; slices and concatenation stay inside XNNPACK.
         p = self.pad
-        return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode=self.mode)
+        if self.mode not in ("reflect", "symmetric"):
+            raise ValueError(f"pad mode must be reflect or symmetric, got {self.mode!r}")
+        skip = 1 if self.mode == "reflect" else 0  # reflect mirrors without the edge pixel
+        for axis in (1, 2):
+            def rows(a, b, x=x, axis=axis):
+                return x[:, a:b] if axis == 1 else x[:, :, a:b]
+            head = [rows(i, i + 1) for i in range(p - 1 + skip, skip - 1, -1)]
+            tail = [rows(-1 - i, (-i) or None) for i in range(skip, p + skip)]
+            x = ops.concatenate(head + [x] + tail, axis=axis)
+        return x
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape

@@ -8,7 +8,10 @@
 
 with batch norm in inference mode (paper 5.1). A `config.json` beside
 `saved_model.pb` records the training config, `"model": "srgan"`, the scale,
-the phase the weights come from and whether they were trained.
+the phase the weights come from and whether they were trained. Beside it,
+`model.tflite` is the same function as a LiteRT flatbuffer (any batch, H, W)
+when it passed the export's parity check (`common.litert`; `config.json`'s
+`litert` records the check, or why no flatbuffer was written).
 """
 from __future__ import annotations
 
@@ -82,7 +85,7 @@ def export_saved_model(
         meta["phase"] = phase
     meta["signature"] = {"input": "lr float32 [B,H,W,3] in [0,1]", "outputs": {"sr": "[B,sH,sW,3] in [0,1]"}}
     module = _SRServing(generator)
-    return write_saved_model(module, module.serve, export_dir, meta, overwrite=overwrite)
+    return write_saved_model(module, module.serve, export_dir, meta, overwrite=overwrite, flatbuffer_output="sr")
 
 
 def upscale(generator: keras.Model, lr) -> tf.Tensor:

@@ -38,3 +38,31 @@ def test_srresnet_flops_match_the_formula(suite):
 def test_cpu_peak_is_positive_with_its_formula(suite):
     peak, how = suite.cpu_peak_gflops()
     assert peak > 0 and "cores" in how
+
+
+def test_flops_per_cycle_from_the_flags(suite):
+    # 16 fp32 lanes x 2 FLOPs per FMA x 2 units; 8 lanes for AVX2.
+    assert suite.flops_per_cycle("fpu sse2 avx avx2 fma avx512f avx512bw")[0] == 64
+    assert suite.flops_per_cycle("fpu sse2 avx avx2 fma bmi2")[0] == 32
+    assert suite.flops_per_cycle("fpu sse2 avx")[0] == 16  # no FMA: a multiply and an add per lane
+    assert suite.flops_per_cycle("fpu sse2")[0] == 8
+    # A flag that merely starts like another one is not it.
+    assert suite.flops_per_cycle("avx2 fma avx512_bf16")[0] == 32
+
+
+def test_cpu_peak_formula(suite):
+    peak, how = suite.cpu_peak("avx2 fma", cores=2, mhz=3000.0)
+    assert peak == 2 * 3.0 * 32  # 192 GFLOP/s
+    assert "2 cores" in how and "AVX2" in how
+
+
+def test_residual_generator_flops_by_hand(suite):
+    from srgan.residual import build_residual_generator
+
+    h, w, f, blocks, s = 6, 10, 4, 1, 4
+    n = h * w
+    expected = 2 * n * 9 * 3 * f  # conv_in
+    expected += (2 * blocks + 1) * 2 * n * 9 * f * f  # the blocks' two convolutions each, and mid_conv
+    expected += 2 * n * 9 * f * 3 * s * s  # to_phases, still at LR
+    expected += 2 * (2 * n * 25 * 3 * 3 * s * s)  # bicubic phases: the image and the edge weights
+    assert suite.conv_flops(build_residual_generator(blocks, f, s), (h, w, 3)) == expected
