@@ -6,7 +6,7 @@ Sections (each in its own subprocess, so its peak memory is its own):
 
 * `sr`: per SR configuration (the default residual 8x32 `checkpoints/srgan`;
   the paper's SRResNet 16x64, built untrained: speed only; the old default's
-  SRResNet 6x32, `checkpoints/srgan_gan`), on each engine (the SavedModel run by
+  SRResNet 6x32, untrained), on each engine (the SavedModel run by
   TensorFlow; the export's LiteRT flatbuffer run by XNNPACK): GFLOP per output
   MP counted from the layer shapes (`conv_flops`), seconds per output MP at
   224 -> 896 (batch 4), GFLOP/s, share of the CPU's peak, and the FLOP limit
@@ -195,9 +195,11 @@ def _sr_configs(tmp: str) -> list:
     paper_dir = export_saved_model(paper, os.path.join(tmp, "paper"), {"arch": "srresnet", "num_blocks": 16,
                                                                         "filters": 64, "trained": False})
     configs.append(("paper SRResNet 16x64 (untrained: speed only)", paper_dir, paper))
-    cfg, old = from_config(os.path.join(MODELS, "srgan_gan"))
-    configs.append((f"old default's SRResNet {cfg['num_blocks']}x{cfg['filters']} (checkpoints/srgan_gan)",
-                    os.path.join(MODELS, "srgan_gan"), old))
+    # The previous default's shape (SRResNet 6x32), untrained: its speed is what the new design is compared with.
+    old = build_generator(6, 32, SCALE, "srresnet")
+    old_dir = export_saved_model(old, os.path.join(tmp, "old"), {"arch": "srresnet", "num_blocks": 6,
+                                                                  "filters": 32, "trained": False})
+    configs.append(("old default's SRResNet 6x32 (untrained: speed only)", old_dir, old))
     return configs
 
 
