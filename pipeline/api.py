@@ -31,116 +31,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from data.io import ImageReadError
-
-MODES = ("faithful", "full")
-#: What error messages call an array input.
-ARRAY = "<array>"
-
-# RunConfig fields about files, model loading or the whole run, not one image.
-_RUN_LEVEL = {"input", "output", "colorize_model", "srgan_model", "recursive", "skip_existing",
-              "save_intermediate", "progress", "mode", "full", "precision", "jit_compile",
-              "colour_temperature", "executor", "dask_scheduler", "dask_workers",
-              "engine"}
-# Of those, the ones a run over files (`Pipeline.process_files`) takes too.
-_FILES_RUN_LEVEL = {"recursive", "skip_existing", "save_intermediate", "progress"}
-# FullOptions fields about output files (the API returns arrays and HDUs).
-_FILE_LEVEL = {"output_format", "report", "residual_map"}
-# FullOptions fields that only FITS input has a use for.
-_FITS_LEVEL = {"stretch", "interval", "percentile", "linear_output"}
-_DTYPES = (np.uint8, np.uint16, np.float16, np.float32, np.float64)
-
-
-class PipelineInputError(ImageReadError):
-    """An image, HDU or option the pipeline cannot use.
-
-    A `ValueError` (through `data.io.ImageReadError`): `.path` names the input
-    (a file name, "<array>" or "<HDU>") and `.reason` says what is wrong.
-    """
-
-
-def as_image(image: Any, name: str = ARRAY) -> np.ndarray:
-    """An array input as the pipeline's float32 `[H, W, 1|3]` in [0, 1], exactly as a file would be read.
-
-    Args:
-        image: `[H, W]` or `[H, W, C]` with C in 1..4 (2 and 4: alpha, composited
-            onto black); uint8, uint16 or float in [0, 1] (NaN -> 0).
-        name: what error messages call it.
-
-    Raises:
-        PipelineInputError: another dtype or shape, a float outside [0, 1], no
-            finite pixel, or fewer than 2x2 pixels.
-    """
-    from data.io import _channels_last
-    from data.normalize import normalize
-
-    a = np.asarray(image)
-    if a.dtype not in _DTYPES:
-        raise PipelineInputError(name, f"dtype {a.dtype} not supported; give uint8, uint16 or float in [0, 1]")
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4)):
-        raise PipelineInputError(name, f"shape {a.shape} not supported; give [H, W] or [H, W, C] with C = 1, 3 "
-                                       "(or 2, 4 with alpha)")
-    if a.shape[0] < 2 or a.shape[1] < 2:
-        raise PipelineInputError(name, f"image is {a.shape[1]}x{a.shape[0]} px; at least 2x2 is needed")
-    if a.dtype.kind == "f":
-        nan = np.isnan(a)
-        if nan.all():
-            raise PipelineInputError(name, "no finite pixel values (all NaN)")
-        lo, hi = float(a[~nan].min()), float(a[~nan].max())
-        if not (lo >= 0.0 and hi <= 1.0):
-            raise PipelineInputError(name, f"float values must be in [0, 1] (NaN allowed), got [{lo:g}, {hi:g}]; "
-                                           "stretch raw data first (or use process_fits)")
-    try:
-        # The same two steps as `data.io.read_image` on a decoded raster.
-        return normalize(_channels_last(name, a))
-    except ImageReadError as e:
-        raise PipelineInputError(name, e.reason) from e
-
-
-def _options(mode: str, options: dict, fits: bool = False, files: bool = False):
-    """Splits keyword options onto the command's own dataclasses: (RunConfig, FullOptions or None).
-
-    `files`: the options of a run over files (`Pipeline.process_files`), which
-    also takes the command's file-level options (`skip_existing`, `output_format`, ...).
-
-    Raises:
-        PipelineInputError: an unknown mode or option, or one that does not
-            apply here (with the reason).
-    """
-    from pipeline.full import FullOptions
-    from pipeline.runner import RunConfig
-
-    if mode not in MODES:
-        raise PipelineInputError(ARRAY, f"unknown mode {mode!r}; choose from {MODES}")
-    run_fields = {f.name for f in dataclasses.fields(RunConfig)} - _RUN_LEVEL
-    full_fields = {f.name for f in dataclasses.fields(FullOptions)}
-    if files:
-        run_fields |= _FILES_RUN_LEVEL
-    else:
-        full_fields -= _FILE_LEVEL
-    if not (fits or files):
-        full_fields -= _FITS_LEVEL
-    allowed = run_fields | (full_fields if mode == "full" else set())
-    bad = sorted(set(options) - allowed)
-    if bad:
-        why = {k: "applies to the command's files, models or run (give models to Pipeline.load; "
-                  "files to process_files)" for k in _RUN_LEVEL | _FILE_LEVEL}
-        why.update({k: "applies to FITS input (process_fits) only" for k in _FITS_LEVEL})
-        why.update({k: "applies to mode='full' only" for k in full_fields})
-        reasons = "; ".join(f"{k!r} {why.get(k, 'is not an option')}" for k in bad)
-        raise PipelineInputError(ARRAY, f"{reasons} (options here: {', '.join(sorted(allowed))})")
-    config = RunConfig(input="", output="", mode=mode, **{k: v for k, v in options.items() if k in run_fields})
-    if config.size % 16 or config.size <= 0:
-        raise PipelineInputError(ARRAY, f"size must be a positive multiple of 16, got {config.size}")
-    full = None
-    if mode == "full":
-        # As the command does: the working size and the batch size carry over.
-        base = {"size": config.size, "tile_batch": config.batch_size}
-        full = FullOptions(**{**base, **{k: v for k, v in options.items() if k in full_fields}})
-        if full.tile <= 2 * full.tile_overlap:
-            raise PipelineInputError(ARRAY, f"tile ({full.tile}) must be more than twice tile_overlap "
-                                            f"({full.tile_overlap})")
-    return config, full
-
+from pipeline.api_inputs import ARRAY, PipelineInputError, as_image, split_options
 
 class Pipeline:
     """The two loaded models and the pipeline's steps on numpy arrays and FITS HDUs.
@@ -250,7 +141,7 @@ class Pipeline:
         Returns:
             float32 RGB in [0, 1]: `[size, size, 3]` (faithful) or `[H, W, 3]` (full).
         """
-        config, full = _options(mode, options)
+        config, full = split_options(mode, options)
         if mode == "faithful":
             return np.clip(self.colorizer.run(self._working_grey(grey, config.size)[None]), 0.0, 1.0)[0]
         from pipeline.full import colour_frame
@@ -272,7 +163,7 @@ class Pipeline:
         img = as_image(rgb)
         if img.shape[-1] == 1:
             img = np.repeat(img, 3, axis=-1)
-        config, full = _options("full", options)
+        config, full = split_options("full", options)
         return self._gather(img, full, config.consistency)
 
     def _gather(self, frame, full, consistency: str = "auto", stretch=None, raw=None) -> np.ndarray:
@@ -311,7 +202,7 @@ class Pipeline:
         Raises:
             PipelineInputError: bad image, mode or option.
         """
-        config, full = _options(mode, options)
+        config, full = split_options(mode, options)
         if mode == "faithful":
             return self.faithful_batch(self._working_grey(image, config.size)[None], config)[1][0]
         from pipeline.full import colour_frame
@@ -378,7 +269,7 @@ class Pipeline:
         from pipeline.full import colour_frame, correction, fits_history
 
         hdu = options.pop("hdu", None)
-        config, full = _options("full", options, fits=True)
+        config, full = split_options("full", options, fits=True)
         kw = dict(stretch=full.stretch, interval=full.interval, percentile=full.percentile, hdu=hdu)
         name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<HDU>"
         try:
@@ -442,7 +333,7 @@ class Pipeline:
         """
         from pipeline.runner import run
 
-        config, full = _options(mode, options, files=True)
+        config, full = split_options(mode, options, files=True)
         sources = None
         root = os.fspath(inputs) if isinstance(inputs, (str, os.PathLike)) else None
         if root is None:

@@ -178,12 +178,13 @@ def compose(config: ComposeConfig, log: Callable[[str], None] = print, upscaler=
 
 
 def _load_model(path: Optional[str], kind: str):
-    """A model folder (None: the bundled default, found as `pipeline.run` finds it) loaded."""
+    """A model folder (None: the bundled default, found as `pipeline.run` finds it) loaded on the
+    engine `pipeline.run` and `Pipeline.load` use by default, so the command and the API compute alike."""
     from pipeline.bundled import ModelNotFoundError, resolve_model
-    from pipeline.models import ModelLoadError, load_model
+    from pipeline.models import DEFAULT_ENGINE, ModelLoadError, load_model
 
     try:
-        return load_model(resolve_model(path, kind), kind)
+        return load_model(resolve_model(path, kind), kind, engine=DEFAULT_ENGINE)
     except ModelNotFoundError as e:
         raise ModelLoadError(str(e)) from e
 

@@ -97,6 +97,18 @@ def write_faithful(job, colour: np.ndarray, upscaled: np.ndarray) -> None:
         write_png(job.intermediate, colour)
 
 
+def write_and_record(job, colour: np.ndarray, upscaled: np.ndarray, output_dir: str) -> None:
+    """`write_faithful`, then the job's manifest entry (the serial run's writer thread does both).
+
+    Recorded as soon as written: a run killed between the write and its
+    accounting still leaves the output known to `--skip_existing`.
+    """
+    from pipeline import manifest
+
+    write_faithful(job, colour, upscaled)
+    manifest.record(output_dir, [(job.source, job.output, [job.intermediate] if job.intermediate else [])])
+
+
 def faithful_written(job, index: int, was_colour: bool, error: Optional[OSError] = None) -> Outcome:
     """The outcome of `write_faithful` for job `index`: written, or the write's error."""
     if error is not None:
@@ -146,13 +158,15 @@ def full_file(job, index: int, pipe, options, consistency: str = "auto", progres
     return Outcome(index, extra=extra, was_colour=was_colour, fidelity=fidelity)
 
 
-def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows: Optional[list] = None) -> bool:
+def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows: Optional[list] = None,
+            recorded: bool = False) -> bool:
     """Logs a job's outcome, records a written one in the manifest and adds it to `result`.
 
     Args:
         job: the `Job` as the run planned it (its paths are the ones reported).
         mode: "faithful" or "full" (full mode notes each colour input).
         rows: receives `(job, fidelity)` of written jobs that have fidelity numbers.
+        recorded: the job's manifest entry was written already (`write_and_record`).
 
     Returns:
         True when the run must stop: a write failed because the disk is full
@@ -168,7 +182,8 @@ def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows
             result.notes.append(f"note: {job.source} is a colour image; its luminance was used.")
             log(result.notes[-1])
         try:
-            manifest.record(output_dir, [(job.source, job.output, outcome.extra)])
+            if not recorded:
+                manifest.record(output_dir, [(job.source, job.output, outcome.extra)])
         except OSError as e:
             outcome = _write_failure(outcome.job, e)
             errno = e.errno

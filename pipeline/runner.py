@@ -132,7 +132,7 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
     from pipeline.api import Pipeline
     from pipeline.inference import batched, collect_inputs, iter_loaded
     from pipeline.outcome import (account, colour_note, faithful_compute, faithful_written, model_lines, summary,
-                                  write_faithful)
+                                  write_and_record)
     from pipeline.overlap import OrderedWriter, StageClock
 
     if config.size % 16:
@@ -176,7 +176,8 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
         for (job, i, was_colour), error in finished:
             if error is not None and not isinstance(error, OSError):
                 raise error
-            if account(job, faithful_written(job, i, was_colour, error), config.output, config.mode, result, log):
+            if account(job, faithful_written(job, i, was_colour, error), config.output, config.mode, result, log,
+                       recorded=True):
                 return True
         return False
 
@@ -190,7 +191,7 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
                 account(batch[outcome.job], outcome, config.output, config.mode, result, log)
             for i, was_colour, c, u in ready:
                 colour_notes += was_colour
-                if settle(writer.submit((batch[i], i, was_colour), write_faithful, batch[i], c, u)):
+                if settle(writer.submit((batch[i], i, was_colour), write_and_record, batch[i], c, u, config.output)):
                     stopped = True
                     break
             if stopped:

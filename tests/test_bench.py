@@ -1,4 +1,4 @@
-"""The benchmark suite's arithmetic: FLOPs counted from layers, and the CPU peak formula."""
+"""The benchmark suite's arithmetic (bench/machine.py): FLOPs counted from layers, and the CPU peak formula."""
 import importlib.util
 import os
 
@@ -9,22 +9,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def suite():
-    spec = importlib.util.spec_from_file_location("bench_suite", os.path.join(ROOT, "bench", "suite.py"))
+def machine():
+    spec = importlib.util.spec_from_file_location("bench_machine", os.path.join(ROOT, "bench", "machine.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_conv_flops_by_hand(suite):
+def test_conv_flops_by_hand(machine):
     x = keras.Input((4, 6, 1))
     y = keras.layers.Conv2D(2, 3, padding="same")(x)  # 2 x (3*3*1) x 2 x (4*6) = 864
     y = keras.layers.Conv2D(5, 1, strides=2)(y)  # 2 x (1*1*2) x 5 x (2*3) = 120
     z = keras.layers.Dense(7)(keras.layers.Flatten()(y))  # 2 x 30 x 7 = 420
-    assert suite.conv_flops(keras.Model(x, z), (4, 6, 1)) == 864 + 120 + 420
+    assert machine.conv_flops(keras.Model(x, z), (4, 6, 1)) == 864 + 120 + 420
 
 
-def test_srresnet_flops_match_the_formula(suite):
+def test_srresnet_flops_match_the_formula(machine):
     from srgan.model import build_generator
 
     h = w = 8
@@ -32,31 +32,31 @@ def test_srresnet_flops_match_the_formula(suite):
     expected = 2 * h * w * (9 * 9 * 3 * f + (2 * blocks + 1) * 9 * f * f + 9 * f * 4 * f)  # in, blocks, mid, up1
     expected += 2 * (2 * h) * (2 * w) * 9 * f * 4 * f  # up2 at 2x
     expected += 2 * (4 * h) * (4 * w) * 9 * 9 * f * 3  # conv_out at 4x
-    assert suite.conv_flops(build_generator(blocks, f, 4), (h, w, 3)) == expected
+    assert machine.conv_flops(build_generator(blocks, f, 4), (h, w, 3)) == expected
 
 
-def test_cpu_peak_is_positive_with_its_formula(suite):
-    peak, how = suite.cpu_peak_gflops()
+def test_cpu_peak_is_positive_with_its_formula(machine):
+    peak, how = machine.cpu_peak_gflops()
     assert peak > 0 and "cores" in how
 
 
-def test_flops_per_cycle_from_the_flags(suite):
+def test_flops_per_cycle_from_the_flags(machine):
     # 16 fp32 lanes x 2 FLOPs per FMA x 2 units; 8 lanes for AVX2.
-    assert suite.flops_per_cycle("fpu sse2 avx avx2 fma avx512f avx512bw")[0] == 64
-    assert suite.flops_per_cycle("fpu sse2 avx avx2 fma bmi2")[0] == 32
-    assert suite.flops_per_cycle("fpu sse2 avx")[0] == 16  # no FMA: a multiply and an add per lane
-    assert suite.flops_per_cycle("fpu sse2")[0] == 8
+    assert machine.flops_per_cycle("fpu sse2 avx avx2 fma avx512f avx512bw")[0] == 64
+    assert machine.flops_per_cycle("fpu sse2 avx avx2 fma bmi2")[0] == 32
+    assert machine.flops_per_cycle("fpu sse2 avx")[0] == 16  # no FMA: a multiply and an add per lane
+    assert machine.flops_per_cycle("fpu sse2")[0] == 8
     # A flag that merely starts like another one is not it.
-    assert suite.flops_per_cycle("avx2 fma avx512_bf16")[0] == 32
+    assert machine.flops_per_cycle("avx2 fma avx512_bf16")[0] == 32
 
 
-def test_cpu_peak_formula(suite):
-    peak, how = suite.cpu_peak("avx2 fma", cores=2, mhz=3000.0)
+def test_cpu_peak_formula(machine):
+    peak, how = machine.cpu_peak("avx2 fma", cores=2, mhz=3000.0)
     assert peak == 2 * 3.0 * 32  # 192 GFLOP/s
     assert "2 cores" in how and "AVX2" in how
 
 
-def test_residual_generator_flops_by_hand(suite):
+def test_residual_generator_flops_by_hand(machine):
     from srgan.residual import build_residual_generator
 
     h, w, f, blocks, s = 6, 10, 4, 1, 4
@@ -65,4 +65,4 @@ def test_residual_generator_flops_by_hand(suite):
     expected += (2 * blocks + 1) * 2 * n * 9 * f * f  # the blocks' two convolutions each, and mid_conv
     expected += 2 * n * 9 * f * 3 * s * s  # to_phases, still at LR
     expected += 2 * (2 * n * 25 * 3 * 3 * s * s)  # bicubic phases: the image and the edge weights
-    assert suite.conv_flops(build_residual_generator(blocks, f, s), (h, w, 3)) == expected
+    assert machine.conv_flops(build_residual_generator(blocks, f, s), (h, w, 3)) == expected
