@@ -74,18 +74,13 @@ class Pipeline:
                 every place looked), unloadable, of the wrong kind, or a device
                 that is not there.
         """
-        from pipeline.bundled import ModelNotFoundError, resolve_model
-        from pipeline.models import DEFAULT_ENGINE, ModelLoadError, load_model
+        from pipeline.models import DEFAULT_ENGINE, load_found
 
         engine = engine or DEFAULT_ENGINE
-        try:
-            colorize_path = resolve_model(colorize_model, "colorize")
-            srgan_path = resolve_model(srgan_model, "srgan")
-        except ModelNotFoundError as e:
-            raise ModelLoadError(str(e)) from e
-        colorizer = load_model(colorize_path, "colorize", device=device, colour_temperature=colour_temperature,
-                               engine=engine)
-        upscaler = load_model(srgan_path, "srgan", precision, jit_compile, device=device, engine=engine)
+        colorizer = load_found(colorize_model, "colorize", engine, device=device,
+                               colour_temperature=colour_temperature)
+        upscaler = load_found(srgan_model, "srgan", engine, precision=precision, jit_compile=jit_compile,
+                              device=device)
         pipe = cls(colorizer, upscaler)
         pipe._load_args.update(precision=precision, jit_compile=jit_compile, colour_temperature=colour_temperature,
                                engine=engine)

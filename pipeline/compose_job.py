@@ -177,18 +177,6 @@ def compose(config: ComposeConfig, log: Callable[[str], None] = print, upscaler=
     return result
 
 
-def _load_model(path: Optional[str], kind: str):
-    """A model folder (None: the bundled default, found as `pipeline.run` finds it) loaded on the
-    engine `pipeline.run` and `Pipeline.load` use by default, so the command and the API compute alike."""
-    from pipeline.bundled import ModelNotFoundError, resolve_model
-    from pipeline.models import DEFAULT_ENGINE, ModelLoadError, load_model
-
-    try:
-        return load_model(resolve_model(path, kind), kind, engine=DEFAULT_ENGINE)
-    except ModelNotFoundError as e:
-        raise ModelLoadError(str(e)) from e
-
-
 def _check_choices(config: ComposeConfig) -> None:
     from pipeline.consistency import MODES
 
@@ -201,8 +189,9 @@ def _check_choices(config: ComposeConfig) -> None:
 def _colouriser_green(composite: Composite, config: ComposeConfig, colorizer, log) -> None:
     """Two filters: G of `composite` replaced in place by the colouriser's proposal; R and B untouched."""
     from pipeline.compose_models import colouriser_green
+    from pipeline.models import load_found
 
-    colorizer = colorizer if colorizer is not None else _load_model(config.colorize_model, "colorize")
+    colorizer = colorizer if colorizer is not None else load_found(config.colorize_model, "colorize")
     rgb = composite.rgb[::-1]  # the colouriser sees the picture upright
     green = colouriser_green(rgb, colorizer, config.full.size)[::-1]
     composite.rgb[..., 1] = np.where(composite.coverage[..., 1], green, 0.0)
@@ -268,9 +257,9 @@ def _write_outputs(composite: Composite, paths, config: ComposeConfig, result: C
     if config.upscale:
         from pipeline.compose_models import SROnUpscaler
         from pipeline.full import correction, upscaled_bands
-        from pipeline.models import describe_device, model_scale
+        from pipeline.models import describe_device, load_found, model_scale
 
-        upscaler = upscaler if upscaler is not None else _load_model(config.srgan_model, "srgan")
+        upscaler = upscaler if upscaler is not None else load_found(config.srgan_model, "srgan")
         scale = model_scale(upscaler)
         log(f"super-resolution: {upscaler.description} (x{scale}) on {describe_device()}, on "
             f"{_SR_ON_WORDS[config.sr_on]}")

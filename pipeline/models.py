@@ -345,6 +345,23 @@ def model_scale(model: LoadedModel, default: int = 4) -> int:
     return int(model.config.get("scale", default))
 
 
+def load_found(path: Optional[str], kind: str, engine: Optional[str] = None, **kwargs) -> LoadedModel:
+    """`load_model` of a model named as the command names it: a folder, or None for the bundled
+    default (found as `pipeline.bundled.resolve_model` finds it), on `DEFAULT_ENGINE` unless
+    `engine` says otherwise; what `pipeline.run`, `Pipeline.load` and `pipeline.compose` load.
+
+    Raises:
+        ModelLoadError: not found (the message lists every place looked), or unloadable.
+    """
+    from pipeline.bundled import ModelNotFoundError, resolve_model
+
+    try:
+        found = resolve_model(path, kind)
+    except ModelNotFoundError as e:
+        raise ModelLoadError(str(e)) from e
+    return load_model(found, kind, engine=engine or DEFAULT_ENGINE, **kwargs)
+
+
 def maybe_load(path: Optional[str], kind: str) -> Optional[LoadedModel]:
     """`load_model` unless `path` is empty/None."""
     return load_model(path, kind) if path else None
