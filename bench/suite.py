@@ -228,7 +228,7 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
     elif name in ("train_colorize", "train_colorize_compact"):
         from colorize.losses import colorize_loss
         from colorize.model import build_colorizer
-        from colorize.trainer import ColorizeConfig, make_optimizer
+        from colorize.config import ColorizeConfig, make_optimizer
 
         compact = name == "train_colorize_compact"
         batch = 8 if compact else 6
@@ -251,14 +251,17 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
                 else "batch 6, 224 px, frozen VGG16")
         rows.append({"what": f"colouriser training step ({what})", "steps_per_s": 1 / secs})
     elif name in ("train_srgan_mse", "train_srgan_gan"):
-        from srgan.steps import SRGANModels
-        from srgan.config import SRGANConfig
+        import numpy as np
 
-        m = SRGANModels(SRGANConfig(data_dir="", vgg_weights="none"))
-        lr = tf.random.uniform((16, 24, 24, 3))
-        hr = tf.random.uniform((16, 96, 96, 3))
-        step = m.mse_step if name == "train_srgan_mse" else m.gan_step
-        secs = _median(lambda: step(lr, hr), train_steps)
+        from srgan.config import SRGANConfig
+        from srgan.fit import SRGANFit
+
+        m = SRGANFit(SRGANConfig(data_dir="", vgg_weights="none"))
+        m.compile_for_fit(False)
+        m.set_phase(1 if name == "train_srgan_mse" else 2)
+        hr = np.random.default_rng(0).random((16, 96, 96, 3), dtype=np.float32)
+        block = np.zeros(16, np.float32)  # bicubic LR, made inside the step
+        secs = _median(lambda: m.train_on_batch(hr, block), train_steps)
         label = "SRResNet MSE step" if name == "train_srgan_mse" else "SRGAN step (D + G, VGG19 conv5_4)"
         rows.append({"what": f"{label} (batch 16, 96 px HR, 16x64)", "steps_per_s": 1 / secs})
     else:

@@ -24,7 +24,7 @@ saturated bins are not drowned by the grey sky. Here, in this project's YUV
   (Zhang's 0.38 in between: vivid, but not the mode's patchiness).
 
 NumPy for the statistics (once per run, on the host), `keras.ops` for what runs
-in the graph, so the portable trainer works on any Keras backend.
+in the graph, so the trainer works on any Keras backend.
 """
 from __future__ import annotations
 

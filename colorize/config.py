@@ -1,10 +1,10 @@
-"""The colouriser's training settings, shared by both trainers.
+"""The colouriser's training settings.
 
 `ColorizeConfig` is the one resolved config of a run (saved as `config.json`
-beside its checkpoints). It is used by `colorize.trainer` (TensorFlow,
-`tf.distribute`, tf.train checkpoints) and by `colorize.portable` (Keras
-`model.fit` on whatever Keras backend is active, e.g. JAX on a GPU machine
-without TensorFlow), so this module imports neither TensorFlow nor flags.
+beside its state). `colorize.trainer` trains with Keras `model.fit` on
+whatever Keras backend is active (TensorFlow, with `tf.distribute`, or e.g.
+JAX on a GPU machine without TensorFlow), so this module imports neither
+TensorFlow nor flags.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class ColorizeConfig:
     loss: str = setting("blurred_mse", help=(
         "blurred_mse: the paper's (Guo's) MSE of the chroma plain and after 3x3 and 5x5 Gaussian blurs (sec. "
         "4.1); classification: Zhang et al. 2016, class-rebalanced cross-entropy over quantised UV bins, "
-        "decoded by the annealed mean (colorize.chroma; --portable only)."
+        "decoded by the annealed mean (colorize.chroma)."
     ), choices=LOSSES)
     chroma_bin_width: float = setting(0.04, help=(
         "--loss classification: UV grid spacing of the bins (the bins the training pixels fall in are kept)."
@@ -90,10 +90,10 @@ class ColorizeConfig:
         "(Zhang: 0.38; toward 0 the mode, 1 the mean)."
     ))
     brightness_jitter: float = setting(0.0, help=(
-        "--portable: training crops' RGB gain in [1-b, 1+b] (hue kept; 0 = off)."
+        "Training crops' RGB gain in [1-b, 1+b] (hue kept; 0 = off)."
     ))
     contrast_jitter: float = setting(0.0, help=(
-        "--portable: training crops' contrast about their mean luma in [1-c, 1+c] (hue kept; 0 = off)."
+        "Training crops' contrast about their mean luma in [1-c, 1+c] (hue kept; 0 = off)."
     ))
     seed: int = setting(0, help="Seed for initialisation, shuffling and augmentation.")
     log_every: int = setting(50, help="Log loss and steps/s every N steps.")
@@ -103,8 +103,10 @@ class ColorizeConfig:
     eval_images: int = setting(0, help="Dev images used per evaluation (0 = all).")
     checkpoint_every: int = setting(1000, help="Save the full training state every N steps.")
     max_to_keep: int = setting(5, help="Recent checkpoints kept.")
-    keep_best: bool = setting(True, help="Also keep the weights with the lowest dev loss (workdir/ckpt_best).")
-    export: bool = setting(True, help="Export a SavedModel to workdir/export at the end.")
+    keep_best: bool = setting(True, help="Also keep the weights with the lowest dev loss (workdir/best).")
+    export: bool = setting(True, help=(
+        "Export a SavedModel to workdir/export at the end (TensorFlow backend; elsewhere run colorize.export)."
+    ))
     export_dir: str = setting("", help="Also export there at the end (e.g. checkpoints/colorize; replaced).")
     tensorboard: bool = setting(True, help="Write TensorBoard logs to workdir/tensorboard.")
     progress: Optional[bool] = setting(None, help="Show a progress bar (default: when stderr is a terminal).")

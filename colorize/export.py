@@ -1,10 +1,10 @@
 """`python -m colorize.export --workdir RUN --output checkpoints/colorize`: write the SavedModel.
 
-Restores a checkpoint of a `colorize.train` run (rebuilding the model from
-`RUN/config.json`) and writes the TensorFlow SavedModel that `pipeline.run`
-loads: signature `serving_default`, `grey [B,H,W,1]` in [0,1] ->
-`{"rgb": [B,H,W,3] in [0,1], "uv": [B,H,W,2]}`, the luminance of `rgb` equal
-to the input. It refuses to replace a non-empty `--output` unless `--overwrite`.
+Loads weights of a `colorize.train` run (rebuilding the model from
+`RUN/config.json`; a run trained under any Keras backend, e.g. JAX) and writes
+the TensorFlow SavedModel that `pipeline.run` loads: signature
+`serving_default`, `grey [B,H,W,1]` in [0,1] -> `{"rgb": [B,H,W,3] in [0,1],
+"uv": [B,H,W,2]}`, the luminance of `rgb` equal to the input. It refuses to replace a non-empty `--output` unless `--overwrite`.
 
 `--temperature T` sets a classification model's default decoding temperature
 (its `with_temperature` signature takes any).
@@ -23,7 +23,7 @@ flags.DEFINE_string("output", "checkpoints/colorize", "SavedModel folder to writ
 flags.DEFINE_string(
     "checkpoint", "latest",
     "Which weights: 'latest', 'best' (lowest dev loss; the paper saw overfitting after ~30k steps, sec. 5.1) "
-    "or a step number still in workdir/ckpt.",
+    "or a step number still in workdir/weights.",
 )
 flags.DEFINE_float("temperature", None, "Classification models (--loss classification): the serving default's "
                    "annealed-mean temperature (default: the run's --temperature); chosen on the dev split.")

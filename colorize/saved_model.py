@@ -24,7 +24,8 @@ when it passed the export's parity check (`common.litert`; `config.json`'s
 `litert` says so, or why not).
 
 This module has no flags: `colorize.export` (command line) and
-`colorize.trainer` (export at the end of training) both call `export_colorizer`.
+`colorize.trainer` (export at the end of training under the TensorFlow
+backend) both call `export_colorizer`.
 """
 from __future__ import annotations
 
@@ -153,49 +154,36 @@ def export_colorizer(
 
 
 def restore_colorizer(workdir: str, checkpoint: str = "latest") -> tuple[keras.Model, int, dict]:
-    """Rebuilds the model of a training run and loads one of its checkpoints.
+    """Rebuilds the model of a training run and loads one of its weights files.
 
     Args:
-        workdir: a `colorize.train` run folder (holds `config.json`, and
-            `ckpt/`, or `state/` for a `--portable` run).
-        checkpoint: `latest`, `best` (lowest dev loss, `ckpt_best/` or
-            `best/`), or a step number whose checkpoint is still kept.
+        workdir: a `colorize.train` run folder (holds `config.json` and
+            `state/`, see `colorize.trainer`).
+        checkpoint: `latest` (the state), `best` (lowest dev loss, `best/`), or
+            a step number whose snapshot is still in `weights/`.
 
     Returns:
-        (model, step of the checkpoint, the run's config as a dict).
+        (model, step of the weights, the run's config as a dict).
 
     Raises:
         FileNotFoundError: no config or no such checkpoint.
+        ValueError: a run folder of the earlier TensorFlow-loop trainer (`ckpt/`).
     """
-    from common.training import load_config
     from colorize.model import architecture, build_colorizer
+    from colorize.trainer import MODEL
+    from common.state import check_workdir, weights_file
+    from common.training import load_config
 
     cfg_path = os.path.join(workdir, "config.json")
     if not os.path.isfile(cfg_path):
         raise FileNotFoundError(f"{cfg_path}: not found; is {workdir} a colorize.train --workdir?")
+    check_workdir(workdir)
     config = load_config(cfg_path)
-    # Every weight comes from the checkpoint, so no ImageNet download here.
+    path, step = weights_file(workdir, checkpoint, MODEL)
+    # Every weight comes from the file, so no ImageNet download here.
     model = build_colorizer(None, **architecture(config))
-    if not os.path.isdir(os.path.join(workdir, "ckpt")):
-        from colorize.portable import weights_file
-
-        path, step = weights_file(workdir, checkpoint)
-        model.load_weights(path)
-        return model, step, config
-    if checkpoint == "latest":
-        path = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
-    elif checkpoint == "best":
-        path = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt_best"))
-    else:
-        path = os.path.join(workdir, "ckpt", f"ckpt-{int(checkpoint)}")
-        if not tf.io.gfile.exists(path + ".index"):
-            path = None
-    if not path:
-        raise FileNotFoundError(f"{workdir}: no {checkpoint!r} checkpoint to export")
-    step = tf.Variable(0, dtype=tf.int64)
-    # Optimiser slots in the checkpoint are not needed for inference.
-    tf.train.Checkpoint(model=model, step=step).restore(path).expect_partial().assert_existing_objects_matched()
-    return model, int(step.numpy()), config
+    model.load_weights(path)
+    return model, step, config
 
 
 __all__ = ["export_colorizer", "chroma_head", "TEMPERATURE_SIGNATURE", "check_output_dir", "colorize_rgb", "restore_colorizer", "ExportError"]

@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Optional
 import keras
 import numpy as np
 from absl import logging
+from keras import ops
 
 from common.state import WEIGHTS_DIR, save_state, state_path
 from common.training import check_finite, write_best
@@ -67,6 +68,25 @@ class Summaries:
 # ----------------------------------------------------------------------------- callbacks
 
 
+class Prebuilt:
+    """A `keras.Model` mixin for models built before `fit` (their variables made, their optimiser built).
+
+    Keras' TensorFlow trainer would otherwise build them from one sample batch
+    reduced across workers eagerly, which fails under
+    MultiWorkerMirroredStrategy (PerReplica to Tensor); the compiled loss is
+    then built when the train step is traced, as without a strategy.
+    """
+
+    def _maybe_symbolic_build(self, *args, **kwargs) -> None:
+        return None
+
+    @staticmethod
+    def one_value_each(logs: Mapping) -> dict:
+        """A train step's logs as `[1]` tensors, not scalars: fit's mean of per-replica logs across
+        MultiWorkerMirroredStrategy workers reduces along axis 0 (`StepLog` reads either)."""
+        return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+
+
 class StepCallback(keras.callbacks.Callback):
     """Calls `on_step(step, logs)` after each batch with the global step (module doc)."""
 
@@ -93,7 +113,7 @@ class StepLog(StepCallback):
             losses), not this step's value: undo it.
         summaries: where `train/<loss>` and `train/steps_per_sec` go.
         record: called with each log line's values (e.g. a history.jsonl writer).
-        extra: step -> more values for the log line (e.g. the learning rate).
+        extra: step -> more values for the log line, before the losses (e.g. the phase, the learning rate).
         progress: show a progress bar (tqdm) on stderr.
         keep: per-step records kept in `history` (the newest).
 
@@ -120,7 +140,7 @@ class StepLog(StepCallback):
         n = step - self.start
         values = {}
         for key, value in logs.items():
-            v = float(np.asarray(value))
+            v = float(np.asarray(value).reshape(-1)[0])  # a scalar, or one value as [1]
             if self.running_mean:
                 total = v * n
                 v, self._sums[key] = total - self._sums.get(key, 0.0), total
@@ -140,15 +160,16 @@ class StepLog(StepCallback):
             rate = self._timed / (now - self._t) if self._timed else float("nan")
             means = {k: float(np.mean([w[k] for w in self._window])) for k in values}
             extra = self.extra(step) if self.extra else {}
-            logging.info("step %d %s%s (%.2f steps/s)", step, " ".join(f"{k} {v:.6g}" for k, v in means.items()),
-                         "".join(f" {k}={v:.3g}" for k, v in extra.items()), rate)
+            logging.info("step %d %s (%.2f steps/s)", step,
+                         " ".join(f"{k} {v:.6g}" for k, v in (extra | means).items()), rate)
             scalars = {f"train/{k}": v for k, v in (means | extra).items()}
             if self._timed:
                 scalars["train/steps_per_sec"] = rate
             if self.summaries is not None:
                 self.summaries.scalars(scalars, step)
             if self.record is not None:
-                self.record({"step": step, **means, **extra, "steps_per_sec": rate})
+                # None, not NaN, before a speed is known: history files stay strict JSON.
+                self.record({"step": step, **means, **extra, "steps_per_sec": rate if self._timed else None})
             self._window, self._t, self._timed = [], now, 0
             if self._bar is not None:
                 self._bar.set_postfix({k: f"{v:.4g}" for k, v in means.items()})
@@ -204,8 +225,8 @@ class Checkpoints(StepCallback):
         snapshot: the network whose weights also go to `weights/` at each save.
         max_to_keep: snapshots kept.
         chief: False on the other workers of a multi-worker run: they save nothing.
-        before_save: step -> None, called before each periodic save (e.g. a
-            phase-boundary export that must exist before the state says it is done).
+        before_save: step -> None, called before each save (e.g. a phase-boundary
+            export that must exist before the state says it is done).
     """
 
     def __init__(self, workdir: str, start: int, end: int, every: int, models: Mapping[str, keras.Model],
@@ -222,8 +243,6 @@ class Checkpoints(StepCallback):
         self.signals.install()
 
     def on_step(self, step: int, logs: Mapping) -> None:
-        if self.before_save is not None:
-            self.before_save(step)
         if self.signals.received is not None:
             logging.warning("signal %d at step %d: saving the state and stopping", self.signals.received, step)
             self.save(step)
@@ -242,6 +261,8 @@ class Checkpoints(StepCallback):
         if self._model is not None:
             _ = self.model  # under JAX, puts fit's state back into the variables
         self.saved_step = step
+        if self.before_save is not None:
+            self.before_save(step)
         if not self.chief:
             return
         save_state(self.workdir, step, self.models, self.optimizers)
@@ -329,4 +350,4 @@ class Samples(StepCallback):
             self.summaries.image(self.tag, sheet, step)
 
 
-__all__ = ["Summaries", "StepCallback", "StepLog", "Checkpoints", "Evaluation", "Samples"]
+__all__ = ["Prebuilt", "Summaries", "StepCallback", "StepLog", "Checkpoints", "Evaluation", "Samples"]

@@ -1,4 +1,4 @@
-"""tf.distribute for the trainers: the strategy, its dataset, its steps and who writes files.
+"""tf.distribute for the `model.fit` trainers (TensorFlow backend): the strategy, batch norm, who writes files.
 
 `--strategy` picks one of:
 
@@ -9,22 +9,21 @@
 * `multi_worker`: `tf.distribute.MultiWorkerMirroredStrategy` across hosts,
   configured by the `TF_CONFIG` environment variable (cluster and this task).
 
-The global batch (`--batch_size`) is split evenly across replicas. Each
-replica's loss is its own batch mean divided by the number of replicas, so the
-gradients that the optimiser sums across replicas are those of the global
-batch mean, the same as one device with the same global batch. Batch norm is
-synchronised across replicas (`synchronize_batch_norm`) so its statistics are
-the global batch's too. Only the chief (worker 0, or the one process) writes
-checkpoints, logs, samples and exports; other workers write their share of a
-checkpoint to a scratch folder that is deleted again (collective variables
-must be read by every worker).
+The trainers build and compile their networks in the strategy's scope
+(`common.training.fit_strategy`) and fit splits the global batch
+(`--batch_size`) evenly across replicas. Each replica's loss is its own batch
+mean divided by the number of replicas, so the gradients that the optimiser
+sums across replicas are those of the global batch mean, the same as one
+device with the same global batch. Batch norm is synchronised across replicas
+(`synchronize_batch_norm`) so its statistics are the global batch's too. Only
+the chief (worker 0, or the one process) writes the state, logs, samples and
+exports; the other workers write nothing.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-from typing import Callable, Optional
+from typing import Optional
 
 import tensorflow as tf
 
@@ -85,75 +84,46 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return kind == "worker" and index == 0 and not has_chief
 
 
-def _single_device(strategy: tf.distribute.Strategy) -> bool:
-    """One replica in one process: nothing to split or reduce."""
-    return replicas(strategy) == 1 and task(strategy)[0] is None
+def _synchronized_moments(original):
+    """Batch-norm moments over the global batch, in two passes like `tf.nn.moments` (a layer's `_moments`).
 
-
-def checkpoint_dir(strategy: tf.distribute.Strategy, directory: str) -> str:
-    """Where this task saves: `directory` for the chief, a scratch folder beside it for the others."""
-    if is_chief(strategy):
-        return directory
-    kind, index = task(strategy)
-    return os.path.join(os.path.dirname(directory), f".scratch_{kind}_{index}", os.path.basename(directory))
-
-
-def remove_scratch(strategy: tf.distribute.Strategy, directory: str) -> None:
-    """Deletes a non-chief task's scratch checkpoint folder (see `checkpoint_dir`)."""
-    if not is_chief(strategy):
-        shutil.rmtree(os.path.dirname(checkpoint_dir(strategy, directory)), ignore_errors=True)
-
-
-def distribute_dataset(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
-    """The global-batch `dataset` split across replicas (unchanged for one replica).
-
-    Files are decoded by a Python function, so tf.data cannot shard by file:
-    every worker reads the same stream and keeps its own part of each batch
-    (AutoShardPolicy.DATA), which keeps the global batches those of one device.
+    Keras' `synchronized=True` takes the variance as E[x^2] - E[x]^2, which in
+    float32 loses most digits where features have a large mean (VGG
+    activations): replicas would drift from one device. Here the mean is
+    all-reduced first, then the squared deviations from it, as one device
+    computes them. Masked inputs keep the layer's own `original` moments.
     """
-    if _single_device(strategy):
-        return dataset
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
+    def moments(inputs, mask):
+        ctx = tf.distribute.get_replica_context()
+        if mask is not None or ctx is None or ctx.num_replicas_in_sync == 1:
+            return original(inputs, mask)
+        layer_dtype = inputs.dtype
+        x = tf.cast(inputs, tf.float32)  # float16 statistics overflow, as Keras' own moments say
+        axes = [a % len(x.shape) for a in original.__self__._reduction_axes]
+        count = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                               tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), tf.float32))
+        mean = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(x, axes, keepdims=True)) / count
+        squares = tf.reduce_sum(tf.math.squared_difference(x, tf.stop_gradient(mean)), axes, keepdims=True)
+        variance = ctx.all_reduce(tf.distribute.ReduceOp.SUM, squares) / count
+        return tf.cast(tf.squeeze(mean, axes), layer_dtype), tf.cast(tf.squeeze(variance, axes), layer_dtype)
 
-def replica_loss(loss: tf.Tensor) -> tf.Tensor:
-    """A replica's batch-mean loss scaled so that the cross-replica gradient sum is the global mean's."""
-    return loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
-
-
-def distributed_step(strategy: tf.distribute.Strategy, replica_fn: Callable[..., dict],
-                     jit_compile: bool = False) -> Callable[..., dict]:
-    """A compiled step running `replica_fn` on each replica; returns the global-mean metrics.
-
-    `replica_fn(*batch)` returns a dict of scalars that are its own batch
-    means; they are averaged over replicas (equal per-replica batches).
-    """
-    if _single_device(strategy):
-        return tf.function(replica_fn, jit_compile=jit_compile)
-    per_replica_fn = tf.function(replica_fn, jit_compile=True) if jit_compile else replica_fn
-    n = float(replicas(strategy))
-
-    def step(*batch):
-        per_replica = strategy.run(per_replica_fn, args=batch)
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / n for k, v in per_replica.items()}
-
-    return tf.function(step)
+    return moments
 
 
 def synchronize_batch_norm(model) -> int:
     """Makes every batch-norm layer of `model` use global-batch statistics across replicas.
 
-    Keras' `BatchNormalization(synchronized=True)`, switched on after building
-    so the model builders stay strategy-free; the flag is read at call time.
-    With one replica it changes nothing. Returns how many layers were switched.
+    Each layer's moments become `_synchronized_moments` (the global batch's,
+    computed as one device computes its own), set after building so the model
+    builders stay strategy-free; with one replica it changes nothing. Returns
+    how many layers were switched.
     """
     import keras
 
     count = 0
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = True
+            layer._moments = _synchronized_moments(layer._moments)
             count += 1
     return count

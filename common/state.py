@@ -65,6 +65,13 @@ def save_state(workdir: str, step: int, models: Mapping[str, keras.Model], optim
     return final
 
 
+def check_workdir(workdir: str) -> None:
+    """Refuses a run folder of the earlier TensorFlow-loop trainers (`ckpt/`), which these cannot read."""
+    if os.path.isdir(os.path.join(workdir, "ckpt")):
+        raise ValueError(f"{workdir} holds a run of the earlier TensorFlow-loop trainer (ckpt/), whose "
+                         "checkpoints these trainers cannot read; train in a new --workdir")
+
+
 def state_path(workdir: str) -> Optional[str]:
     """The folder of the last complete state in `workdir`, or None."""
     for name in (STATE_DIR, STATE_DIR + ".old"):  # .old: killed between the two renames
@@ -127,4 +134,4 @@ def weights_file(workdir: str, checkpoint: str = "latest", model: str = "model")
 
 
 __all__ = ["STATE_DIR", "WEIGHTS_DIR", "BEST_DIR", "save_state", "state_path", "state_step", "restore_state",
-           "weights_file"]
+           "weights_file", "check_workdir"]

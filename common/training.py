@@ -96,69 +96,47 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
 
-class TrainState:
-    """Full training state on disk: models, optimisers and step, with resume.
+def fit_strategy(name: str, batch_size: int):
+    """The `tf.distribute` strategy of a `model.fit` trainer and whether this task is the chief.
 
-    Wraps `tf.train.Checkpoint` + `tf.train.CheckpointManager`, which write each
-    checkpoint under a fresh name and only then update the `checkpoint` index
-    file, so a kill mid-write leaves the previous checkpoint usable.
-
-    Args:
-        directory: where checkpoints go (created if missing).
-        max_to_keep: how many recent checkpoints to keep.
-        restore_from: where `restore` looks (default `directory`); a
-            non-chief distributed worker saves to scratch but resumes from
-            the chief's checkpoints (see `common.distribute`).
-        **trackables: models, optimisers and variables to save, by name.
-    """
-
-    def __init__(self, directory: str, max_to_keep: int = 3, restore_from: str | None = None,
-                 **trackables: Any) -> None:
-        import tensorflow as tf
-
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.checkpoint = tf.train.Checkpoint(step=self.step, **trackables)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
-        self.restore_from = restore_from
-
-    def restore(self) -> int:
-        """Restores the latest checkpoint if there is one.
-
-        Optimisers must already hold their slot variables (call
-        `optimizer.build(model.trainable_variables)` first) so that their state
-        is restored rather than silently re-initialised.
-
-        Returns:
-            The restored step (0 when starting fresh).
-        """
-        import tensorflow as tf
-
-        latest = tf.train.latest_checkpoint(self.restore_from) if self.restore_from else self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return int(self.step.numpy())
-
-    def save(self, step: int) -> str:
-        """Saves everything at `step`; returns the checkpoint prefix."""
-        self.step.assign(int(step))
-        return self.manager.save(checkpoint_number=int(step))
-
-    @property
-    def latest(self) -> str | None:
-        return self.manager.latest_checkpoint
-
-
-def next_batch(iterator, data_dir: str):
-    """`next(iterator)` over a repeating training dataset, with a clear error when it is empty.
-
-    A training dataset repeats forever, so it ends only when no file of the
-    split could be decoded (the unreadable ones are dropped and logged).
+    Under the TensorFlow backend: `common.distribute.make_strategy(name)`, the
+    global batch checked to split evenly. Other backends train on one device:
+    (None, True), and any other `name` is refused.
 
     Raises:
-        ValueError: naming `data_dir`, instead of a bare StopIteration.
+        ValueError: a strategy other than 'default' off the TensorFlow backend, or an uneven batch.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        if name != "default":
+            raise ValueError(f"--strategy {name} is tf.distribute's: it needs KERAS_BACKEND=tensorflow "
+                             f"(this is {keras.backend.backend()}, which trains on one device)")
+        return None, True
+    from absl import logging
+
+    from common.distribute import check_batch, is_chief, make_strategy, replicas
+
+    strategy = make_strategy(name)
+    check_batch(strategy, batch_size)
+    if replicas(strategy) > 1:
+        logging.info("%s strategy: %d replicas, %d images each per step", name, replicas(strategy),
+                     batch_size // replicas(strategy))
+    return strategy, is_chief(strategy)
+
+
+def load_training_images(data_dir: str):
+    """`data.examples.load_images` of the train split, with the trainers' error when none decodes.
+
+    Raises:
+        ValueError: no train split, or none of its files decodes (naming `data_dir`).
+    """
+    from data.examples import load_images
+    from data.splits import split_files
+
+    files = split_files(data_dir, "train")
     try:
-        return next(iterator)
-    except StopIteration:
+        return load_images(files)
+    except ValueError:
         raise ValueError(f"{data_dir}: no training image could be decoded (see the warnings above); "
                          "nothing to train on") from None

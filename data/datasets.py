@@ -18,6 +18,7 @@ from absl import logging
 from data.colour import rgb_to_yuv
 from data.io import ImageReadError, read_rgb
 from data.splits import SPLITS, split_files  # re-exported (see __all__)
+from data.sr_examples import DEGRADATIONS  # re-exported (see __all__)
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -160,7 +161,6 @@ def downscale(hr: tf.Tensor, scale: int, quantize: bool = True) -> tf.Tensor:
     return lr
 
 
-DEGRADATIONS = ("bicubic", "block", "mixed")
 
 
 def block_mean(hr: tf.Tensor, scale: int) -> tf.Tensor:

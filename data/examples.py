@@ -1,6 +1,6 @@
 """Colouriser examples without TensorFlow: images in memory, random crops, resize on the accelerator.
 
-The portable trainer (`colorize.portable`) makes the same examples as
+The colouriser's trainer (`colorize.trainer`) makes the same examples as
 `data.datasets.colorize_example` with Keras ops only, so they run on any Keras
 backend: a crop of 50-100 % of the shorter side in one of the 8
 flips/rotations (training) or the whole image (evaluation), resized with

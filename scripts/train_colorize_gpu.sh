@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the default colouriser (checkpoints/colorize) with the portable trainer,
+# Trains the default colouriser (checkpoints/colorize) with Keras model.fit on JAX,
 # e.g. on a GPU machine that has JAX but no TensorFlow. See checkpoints/MODEL_CARD.md.
 #
 #   scripts/train_colorize_gpu.sh DATA_DIR WORKDIR [ITERATIONS] [BATCH_SIZE]
@@ -15,7 +15,7 @@ if [ $# -lt 2 ]; then
 fi
 data=$1 workdir=$2 iterations=${3:-12000} batch=${4:-16}
 export KERAS_BACKEND=${KERAS_BACKEND:-jax}
-exec python3 -m colorize.train --portable --data_dir "$data" --workdir "$workdir" \
+exec python3 -m colorize.train --data_dir "$data" --workdir "$workdir" \
   --backbone compact --global_context --nooutput_batchnorm \
   --batch_size "$batch" --iterations "$iterations" \
   --lr_decay_steps "$((iterations * 6 / 10)),$((iterations * 85 / 100))" --lr_decay_factor 0.3 \

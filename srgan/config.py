@@ -11,12 +11,15 @@ import dataclasses
 
 from common.settings import setting
 from common.training import STRATEGIES, STRATEGY_HELP
-from data.datasets import DEGRADATIONS
+from data.sr_examples import DEGRADATIONS
 from srgan.model import ARCHS, VGG_LAYERS
 
 #: Keras mixed-precision policies a run may train under.
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 #: Settings a checkpoint's variables depend on: a resumed run must keep them.
+#: Where a run keeps the generator at the end of phase 1 (`srgan.trainer`, `srgan.restore`).
+MSE_DIR = "ckpt_mse"
+
 MODEL_FIELDS = ("num_blocks", "filters", "scale", "arch", "hr_size", "mixed_precision")
 
 
@@ -129,4 +132,4 @@ def learning_rate_at(config: SRGANConfig, step: int) -> float:
 
 
 
-__all__ = ["SRGANConfig", "MODEL_FIELDS", "validate", "phase_of", "learning_rate_at"]
+__all__ = ["SRGANConfig", "MODEL_FIELDS", "MSE_DIR", "validate", "phase_of", "learning_rate_at"]

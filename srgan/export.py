@@ -17,12 +17,13 @@ from typing import Sequence
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A srgan.train run folder (config.json, ckpt/, ckpt_mse/).")
+flags.DEFINE_string("workdir", None, "A srgan.train run folder (config.json, state/, ckpt_mse/).")
 flags.DEFINE_string("output", "checkpoints/srgan", "SavedModel folder to write (the pipeline's default).")
 flags.DEFINE_enum("phase", "latest", ["latest", "gan", "mse"],
                   "Which generator: mse (SRResNet at the end of phase 1), gan (after adversarial training) or "
-                  "latest (the newest checkpoint).")
-flags.DEFINE_string("checkpoint", None, "An explicit checkpoint prefix, e.g. WORKDIR/ckpt/ckpt-5000 "
+                  "latest (the saved state).")
+flags.DEFINE_string("checkpoint", None, "An explicit folder with generator.weights.h5 and step.json (e.g. "
+                    "WORKDIR/state, WORKDIR/ckpt_mse) or a snapshot WORKDIR/weights/step_0009000.weights.h5 "
                     "(overrides --phase).")
 flags.DEFINE_boolean("overwrite", False, "Replace a non-empty --output.")
 

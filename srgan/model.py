@@ -216,6 +216,26 @@ def build_vgg_features(layer: str = "conv5_4", weights: Optional[str] = "imagene
     return keras.Model(img, feats(bgr), name=f"vgg19_features_{layer}")
 
 
+def sr_output(sr):
+    """The SR generator's output as everything uses it: float32, clipped to [0, 1].
+
+    The one post-processing of `G(lr)` on tensors (Keras ops, so any backend;
+    TensorFlow's clip and cast under TensorFlow): the export's signature,
+    `srgan.saved_model.upscale`, the trainer's dev metrics and samples, and the
+    pipeline's rebuilt generators (`pipeline.models`). A mixed-precision
+    generator gives float16 or bfloat16, and a linear last layer can leave
+    [0, 1] (SRResNet, residual design). Host-side arrays from any upscaler go
+    through `pipeline.inference.sr_output`, the same rule on numpy.
+
+    Args:
+        sr: `[B, H, W, 3]` tensor or array, any float dtype.
+
+    Returns:
+        float32 tensor of the same shape in [0, 1].
+    """
+    return ops.clip(ops.cast(sr, "float32"), 0.0, 1.0)
+
+
 def count_params(model: keras.Model) -> int:
     """All weights of `model` (trainable or not)."""
     return int(sum(np.prod(v.shape) for v in model.weights))

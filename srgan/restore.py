@@ -1,5 +1,9 @@
 """Restoring a finished (or running) `srgan.train` run's generator, for inference and export.
 
+`restore_generator` reads the run's weights (`common.state` layout, any Keras
+backend's run); `load_generator_weights` copies an exported SavedModel's
+generator (TensorFlow).
+
 Split from the trainer so that inference (`pipeline.models`) and export
 (`srgan.export`) need only the generator and its settings, not the loop.
 """
@@ -13,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from common.training import load_config
-from srgan.config import SRGANConfig
+from srgan.config import MSE_DIR, SRGANConfig
 from srgan.model import build_generator
 
 #: What `restore_generator` can be asked for.
@@ -61,59 +65,61 @@ def load_generator_weights(generator: keras.Model, export_dir: str, settings: Op
                          f"and arch must match the export's config.json): {str(e)[:300]}") from e
 
 
-def _checkpoint_step(prefix: str) -> int:
-    return int(prefix.rsplit("-", 1)[-1])
-
-
 def restore_generator(workdir: str, checkpoint: Optional[str] = None,
                       phase: str = "latest") -> tuple[keras.Model, SRGANConfig, int]:
-    """Rebuilds the generator of a run from `workdir/config.json` and a checkpoint.
+    """Rebuilds the generator of a run from `workdir/config.json` and saved weights.
 
     Args:
-        workdir: a `train` run folder.
-        checkpoint: an explicit checkpoint prefix (overrides `phase`).
-        phase: `latest` (the newest checkpoint), `mse` (the generator at the
-            end of phase 1, or the newest checkpoint while phase 1 is still
-            running) or `gan` (the newest checkpoint, which must be past phase 1).
+        workdir: a `train` run folder (`srgan.trainer`).
+        checkpoint: an explicit folder holding `generator.weights.h5` and
+            `step.json` (a run's `state/` or `ckpt_mse/`), or a snapshot
+            `weights/step_NNNNNNN.weights.h5` (overrides `phase`).
+        phase: `latest` (the state), `mse` (the generator at the end of
+            phase 1, `ckpt_mse/`, or the state while phase 1 is still running)
+            or `gan` (the state, which must be past phase 1).
 
     Returns:
         (generator, config, step) with the generator in float32.
 
     Raises:
-        FileNotFoundError: no config.json or no suitable checkpoint.
-        ValueError: unknown phase, `gan` asked of a run still in phase 1, or a
-            checkpoint that does not fit the generator config.json describes.
+        FileNotFoundError: no config.json or no suitable weights.
+        ValueError: unknown phase, `gan` asked of a run still in phase 1, an
+            old-layout run (`ckpt/`), or weights that do not fit the generator
+            config.json describes.
     """
+    from common.state import check_workdir, state_path, state_step
+
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; choose from {PHASES}")
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no config.json; is {workdir} a srgan.train workdir?")
+    check_workdir(workdir)
     config = SRGANConfig(**load_config(path))
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
-    ckpt = checkpoint
-    if ckpt is None and phase == "mse":
-        ckpt = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt_mse"))
-        if ckpt is None and latest and _checkpoint_step(latest) <= config.init_steps:
-            logging.warning("phase 1 not finished (step %d of %d): using its latest checkpoint",
-                            _checkpoint_step(latest), config.init_steps)
-            ckpt = latest
-        if ckpt is None:
-            raise FileNotFoundError(f"no phase-1 (MSE) generator in {workdir}/ckpt_mse (init_steps "
-                                    f"{config.init_steps})")
-    ckpt = ckpt or latest
-    if not ckpt:
-        raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'ckpt')}")
+    latest = state_path(workdir)
+    folder = checkpoint
+    if folder is None and phase == "mse":
+        mse = os.path.join(workdir, MSE_DIR)
+        folder = mse if os.path.isfile(os.path.join(mse, "step.json")) else None
+        if folder is None and latest and state_step(latest) <= config.init_steps:
+            logging.warning("phase 1 not finished (step %d of %d): using its latest state",
+                            state_step(latest), config.init_steps)
+            folder = latest
+        if folder is None:
+            raise FileNotFoundError(f"no phase-1 (MSE) generator in {mse} (init_steps {config.init_steps})")
+    folder = folder or latest
+    snapshot = bool(folder) and folder.endswith(".weights.h5")
+    weights = folder if snapshot else os.path.join(folder or "", "generator.weights.h5")
+    if not folder or not os.path.isfile(weights):
+        raise FileNotFoundError(f"no saved generator in {folder or os.path.join(workdir, 'state')}")
     generator = build_generator(config.num_blocks, config.filters, config.scale, config.arch)
-    step = tf.Variable(0, dtype=tf.int64)
     try:
-        status = tf.train.Checkpoint(generator=generator, step=step).restore(ckpt)
-        status.assert_existing_objects_matched().expect_partial()
-    except (AssertionError, tf.errors.OpError) as e:
-        raise ValueError(f"{ckpt}: cannot restore this run's generator from it "
-                         f"(config.json and checkpoint disagree?): {str(e)[:500]}") from e
-    step = int(step.numpy())
+        generator.load_weights(weights)
+    except ValueError as e:
+        raise ValueError(f"{folder}: cannot restore this run's generator from it "
+                         f"(config.json and the weights disagree?): {str(e)[:500]}") from e
+    step = int(os.path.basename(folder).split("_")[1].split(".")[0]) if snapshot else state_step(folder)
     if phase == "gan" and checkpoint is None and step <= config.init_steps:
-        raise ValueError(f"the latest checkpoint (step {step}) is not past phase 1 (init_steps "
+        raise ValueError(f"the latest state (step {step}) is not past phase 1 (init_steps "
                          f"{config.init_steps}): train longer or export with phase 'mse'")
     return generator, config, step

@@ -21,25 +21,7 @@ import keras
 import tensorflow as tf
 
 from common.export import write_saved_model
-
-
-def sr_output(sr) -> tf.Tensor:
-    """The SR generator's output as everything uses it: float32, clipped to [0, 1].
-
-    The one post-processing of `G(lr)` in TensorFlow: the export's signature,
-    `upscale`, the trainer's dev metrics and samples, and the pipeline's rebuilt
-    generators (`pipeline.models`). A mixed-precision generator gives float16
-    or bfloat16, and a linear last layer can leave [0, 1] (SRResNet, residual
-    design). Host-side arrays from any upscaler go through
-    `pipeline.inference.sr_output`, the same rule on numpy.
-
-    Args:
-        sr: `[B, H, W, 3]` tensor or array, any float dtype.
-
-    Returns:
-        float32 tensor of the same shape in [0, 1].
-    """
-    return tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)
+from srgan.model import sr_output  # noqa: F401  (re-exported: the one SR post-processing)
 
 
 class _SRServing(tf.Module):

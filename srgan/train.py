@@ -18,8 +18,8 @@ from common.settings import define_flags, from_flags
 from srgan.config import SRGANConfig
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Run folder: config.json, ckpt/ (full state, resume), ckpt_mse/ + export_mse/ (phase-1 "
-                    "SRResNet), history.jsonl, samples/, tb/ (TensorBoard), export/ (final SavedModel).")
+flags.DEFINE_string("workdir", None, "Run folder: config.json, state/ (full state, resume), ckpt_mse/ + export_mse/ "
+                    "(phase-1 SRResNet), history.jsonl, samples/, tb/ (TensorBoard), export/ (final SavedModel).")
 # Every other flag is a field of SRGANConfig, with its default and help there.
 define_flags(SRGANConfig)
 

@@ -59,25 +59,32 @@ def _run(module, *args):
 def tiny_data(make_prepared):
     return make_prepared(4, 1)
 
-def _latest_step(ckpt_dir):
-    import tensorflow as tf
+def _state_step(workdir):
+    """(step, folder) of a `common.state` run folder's saved state; (0, None) before the first."""
+    from common.state import state_path, state_step
 
-    latest = tf.train.latest_checkpoint(ckpt_dir)
-    return (int(latest.rsplit("-", 1)[1]), latest) if latest else (0, None)
+    folder = state_path(str(workdir))
+    return (state_step(folder), folder) if folder else (0, None)
 
 
-def _assert_complete(latest, names):
-    """Every variable of the checkpoint reads back: nothing half-written."""
-    import tensorflow as tf
+def _assert_state_complete(folder, models, optimizers):
+    """Every file of the state reads back and holds finite numbers; returns each optimiser's iteration count."""
+    import h5py
 
-    reader = tf.train.load_checkpoint(latest)
-    shapes = reader.get_variable_to_shape_map()
-    for key in shapes:
-        if key.endswith("VARIABLE_VALUE"):
-            assert np.all(np.isfinite(np.asarray(reader.get_tensor(key), np.float64))) or "iter" in key, key
-    for name in names:
-        assert any(k.startswith(name + "/") for k in shapes), (name, sorted(shapes)[:10])
-    return reader
+    for name in models:
+        with h5py.File(os.path.join(folder, f"{name}.weights.h5"), "r") as f:
+            arrays = []
+            f.visititems(lambda k, v: arrays.append(v[()]) if isinstance(v, h5py.Dataset) else None)
+        assert arrays and all(np.all(np.isfinite(a)) for a in arrays), name
+    iterations = {}
+    for name in optimizers:
+        with np.load(os.path.join(folder, f"{name}.npz")) as saved:
+            names = list(saved["names"])
+            for k in saved.files:
+                if k != "names":
+                    assert np.all(np.isfinite(saved[k])), (name, k)
+            iterations[name] = int(saved[f"v{[n.endswith('/iteration') for n in names].index(True):04d}"])
+    return iterations
 
 
 @pytest.mark.parametrize("which", ["srgan", "colorize"])
@@ -85,7 +92,7 @@ def test_sigkill_at_a_random_step_then_resume(tmp_path, tiny_data, which):
     kill_after = random.Random(f"{SEED}-{which}").randint(3, 8)
     print(f"KILL_SEED={SEED}: SIGKILL {which}.train once step {kill_after} is checkpointed")
     work = tmp_path / "run"
-    ckpt = str(work / "ckpt")
+    latest_step = lambda: _state_step(work)  # noqa: E731
     if which == "srgan":
         module = "srgan.train"
         # The paper's SRResNet: its batch-norm statistics are state outside the optimisers, so every named
@@ -96,18 +103,18 @@ def test_sigkill_at_a_random_step_then_resume(tmp_path, tiny_data, which):
                   "--batch_size=2", "--init_steps=4", "--vgg_layer=conv2_2", "--vgg_weights=none",
                   "--eval_every=1000", "--sample_every=1000", "--checkpoint_every=1", "--log_every=1",
                   "--eval_images=1"]
-        steps_flag, names = "--steps", ["generator", "discriminator", "g_opt", "d_opt", "g_init_opt", "step"]
+        steps_flag, models, optimizers = "--steps", ["generator", "discriminator"], ["g_init_opt", "g_opt", "d_opt"]
     else:
         module = "colorize.train"
         common = [f"--data_dir={tiny_data}", f"--workdir={work}", "--batch_size=2", "--size=32",
                   "--backbone_weights=none", "--checkpoint_every=1", "--log_every=1", "--eval_every=1000",
                   "--sample_every=1000", "--noexport", "--notensorboard"]
-        steps_flag, names = "--iterations", ["model", "optimizer", "step"]
+        steps_flag, models, optimizers = "--iterations", ["model"], ["optimizer"]
 
     log1 = tmp_path / "first.log"
     proc = _popen(module, [*common, f"{steps_flag}=100000"], log1)
     try:
-        _wait_for(proc, log1, lambda: _latest_step(ckpt)[0] >= kill_after, f"checkpoint {kill_after}")
+        _wait_for(proc, log1, lambda: latest_step()[0] >= kill_after, f"checkpoint {kill_after}")
         # Kill at once, possibly in the middle of writing the next checkpoint.
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -115,26 +122,27 @@ def test_sigkill_at_a_random_step_then_resume(tmp_path, tiny_data, which):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    killed_at, latest = _latest_step(ckpt)
+    killed_at, latest = latest_step()
     assert killed_at >= kill_after
-    reader = _assert_complete(latest, names)
-    assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == killed_at
-    opt = "g_opt" if which == "srgan" and killed_at > 4 else ("g_init_opt" if which == "srgan" else "optimizer")
-    iterations = int(reader.get_tensor(f"{opt}/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
-    assert iterations == (killed_at - 4 if opt == "g_opt" else min(killed_at, 4) if which == "srgan" else killed_at)
+    iterations = _assert_state_complete(latest, models, optimizers)
+    if which == "srgan":
+        assert iterations == {"g_init_opt": min(killed_at, 4), "g_opt": max(killed_at - 4, 0),
+                              "d_opt": max(killed_at - 4, 0)}
+    else:
+        assert iterations == {"optimizer": killed_at}
 
     second = _run(module, *common, f"{steps_flag}={killed_at + 2}")
     assert second.returncode == 0, second.stderr[-3000:]
-    assert re.search(rf"resumed from \S+ckpt-{killed_at} at step {killed_at}\b", second.stderr), second.stderr[-3000:]
+    assert re.search(rf"resumed from \S+state at step {killed_at}\b", second.stderr), second.stderr[-3000:]
     if which == "colorize":
         assert f"optimizer iterations {killed_at})" in second.stderr
     # It went on from there, never back to step 1.
     assert not re.search(r"\bstep 1 (phase|loss)", second.stderr)
-    final, latest = _latest_step(ckpt)
+    final, latest = latest_step()
     assert final == killed_at + 2
-    reader = _assert_complete(latest, names)
+    iterations = _assert_state_complete(latest, models, optimizers)
     if which == "colorize":
-        assert int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == killed_at + 2
+        assert iterations == {"optimizer": killed_at + 2}
 
 
 @pytest.fixture()
@@ -267,7 +275,7 @@ def test_prepare_over_the_corpus(tmp_path, corpus, real_images):
 @pytest.mark.parametrize("which", ["colorize", "srgan"])
 def test_training_on_unusable_or_partly_bad_data(tmp_path, real_images, which):
     """No usable image: a fast, clear error. Some bad ones: skipped with a warning, training goes on."""
-    from colorize.trainer import ColorizeConfig
+    from colorize.config import ColorizeConfig
     from colorize.trainer import train as train_colorize
     from srgan.config import SRGANConfig
     from srgan.trainer import train as train_srgan

@@ -50,7 +50,9 @@ def test_train_sigterm_resume_and_export(tmp_path, real_images):
                 proc.kill()
     assert rc == 130, log_path.read_text()[-3000:]
     # Only the end of phase 1 (step 2) was a scheduled checkpoint: the rest is SIGTERM's save.
-    stopped = int(tf.train.latest_checkpoint(str(work / "ckpt")).rsplit("-", 1)[1])
+    from common.state import state_path, state_step
+
+    stopped = state_step(state_path(str(work)))
     assert stopped >= 4
 
     second = _run("srgan.train", f"--data_dir={data}", f"--workdir={work}", f"--steps={stopped + 1}", *TINY)

@@ -25,10 +25,15 @@ def _config(data_dir, **kw):
 
 
 def _ckpt_value(workdir, name):
-    import tensorflow as tf
+    """The saved state's `step`, or an optimiser's update count (`"<optimiser>/_iterations"`)."""
+    from common.state import state_path, state_step
 
-    return int(tf.train.load_variable(tf.train.latest_checkpoint(os.path.join(workdir, "ckpt")),
-                                      f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+    folder = state_path(workdir)
+    if name == "step":
+        return state_step(folder)
+    with np.load(os.path.join(folder, name.split("/")[0] + ".npz")) as saved:
+        names = list(saved["names"])
+        return int(saved[f"v{[n.endswith('/iteration') for n in names].index(True):04d}"])
 
 
 def test_mse_steps_lower_the_loss(tmp_path, sr_data):
@@ -58,21 +63,27 @@ def test_mse_steps_lower_the_loss(tmp_path, sr_data):
 def test_phase_two_step_updates_g_and_d(sr_data, precision):
     import keras
 
-    from data.datasets import split_files, sr_dataset
-    from srgan.steps import SRGANModels
+    from data.examples import load_images
+    from data.splits import split_files
+    from data.sr_examples import degrade, random_hr_crops
+    from srgan.fit import SRGANFit
 
     keras.utils.set_random_seed(0)
-    lr, hr = next(iter(sr_dataset(split_files(sr_data, "train"), 32, 4, 4, True, 0)))
+    hr, block = random_hr_crops(np.random.default_rng(0), *load_images(split_files(sr_data, "train")), 4, 32, "bicubic")
+    lr = degrade(hr, block, 4)
     if precision != "none":
         keras.mixed_precision.set_global_policy(precision)
     try:
-        m = SRGANModels(_config(sr_data, mixed_precision=precision))
+        m = SRGANFit(_config(sr_data, mixed_precision=precision))
+        m.compile_for_fit(False)
+        m.set_phase(2)
         g0 = [v.numpy() for v in m.generator.trainable_variables]
         d0 = [v.numpy() for v in m.discriminator.trainable_variables]
         # float16: dynamic loss scaling may skip a first step that overflows
         # (and halve the scale); the next one must then go through.
         for _ in range(1 if precision == "none" else 2):
-            out = m.gan_step(lr, hr)
+            out = m.train_on_batch(hr, block, return_dict=True)
+        out = {k: np.asarray(v).reshape(-1)[0] for k, v in out.items()}  # fit's logs: one value each, as [1]
         sr = m.generator(lr, training=False)
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -94,7 +105,7 @@ def test_phase_two_step_updates_g_and_d(sr_data, precision):
 
 @pytest.mark.parametrize("arch", ["srresnet", "residual"])
 def test_crash_then_resume_keeps_step_phase_and_optimisers(tmp_path, sr_data, monkeypatch, arch):
-    import srgan.trainer as trainer
+    from common import callbacks as trainer  # where the trainers' NaN check runs
 
     work = str(tmp_path / "run")
     config = _config(sr_data, init_steps=3, steps=8, checkpoint_every=2, arch=arch)
@@ -108,7 +119,7 @@ def test_crash_then_resume_keeps_step_phase_and_optimisers(tmp_path, sr_data, mo
     monkeypatch.setattr(trainer, "check_finite", crash_at_6)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(config, work)
-    # Checkpoints at 2, 3 (end of phase 1) and 4; step 5 was lost with the crash.
+    # States saved at 2, 3 (end of phase 1) and 4; step 5 was lost with the crash.
     assert _ckpt_value(work, "step") == 4
     mse_export_time = os.path.getmtime(os.path.join(work, "export_mse", "saved_model.pb"))
     _, _, mse_step = restore_generator(work, phase="mse")
@@ -124,6 +135,9 @@ def test_crash_then_resume_keeps_step_phase_and_optimisers(tmp_path, sr_data, mo
     assert _ckpt_value(work, "g_init_opt/_iterations") == 3
     assert _ckpt_value(work, "d_opt/_iterations") == 5 and _ckpt_value(work, "g_opt/_iterations") == 5
     assert json.load(open(os.path.join(work, "export", "config.json")))["phase"] == "gan"
+    # The generator of the last 3 saves (2, 3, 4, then 6 and 8) is kept as a snapshot, and exports from one.
+    assert sorted(os.listdir(os.path.join(work, "weights"))) == [f"step_{s:07d}.weights.h5" for s in (4, 6, 8)]
+    assert restore_generator(work, os.path.join(work, "weights", "step_0000006.weights.h5"))[2] == 6
     g_mse, _, _ = restore_generator(work, phase="mse")
     g_gan, _, _ = restore_generator(work, phase="gan")
     assert any(not np.allclose(a, b) for a, b in zip(g_mse.get_weights(), g_gan.get_weights()))
@@ -203,3 +217,46 @@ def test_inference_and_training_do_not_climb_layers():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_trains_and_resumes_exactly_under_jax(tmp_path, sr_data):
+    """The same trainer under `KERAS_BACKEND=jax` (JAX's own train step): phase 1 lowers the pixel MSE of a
+    fixed batch, the phases follow the step, and a run stopped in phase 2 and resumed ends with the
+    uninterrupted run's generator. Tolerance 1e-5: the resumed run compiles its steps afresh (XLA may
+    order float32 sums differently)."""
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    res = subprocess.run([sys.executable, os.path.join(root, "tests", "backend_check.py"), "srgan", sr_data,
+                          str(tmp_path)], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax"
+    assert out["after_phase1"] < out["before"], out  # 4 MSE steps at 1e-3: about 10 % lower
+    assert out["phases"] == [1] * 4 + [2] * 4 and out["mse_step"] == 4
+    assert out["steps"] == [5, 6, 8]
+    assert out["max_abs_diff_resumed"] < 1e-5, out
+    assert out["samples"] == ["step_00000004.png", "step_00000008.png"]
+    assert {"psnr", "psnr_bicubic"} <= set(out["dev"])
+
+
+def test_sr_pairs_are_the_tf_data_ones(real_images):
+    """`data.sr_examples.degrade` (Keras ops, in the train step) gives `data.datasets.degrade`'s LR of each crop,
+    bicubic and block alike."""
+    import tensorflow as tf
+
+    from data.datasets import degrade as tf_degrade
+    from data.examples import load_images
+    from data.sr_examples import degrade, random_hr_crops
+
+    images, sizes = load_images(real_images[:3])
+    hr, block = random_hr_crops(np.random.default_rng(1), images, sizes, 6, 32, "mixed")
+    assert hr.shape == (6, 32, 32, 3) and set(np.unique(block)) <= {0.0, 1.0}
+    lr = np.asarray(degrade(hr, block, 4))
+    for i in range(6):
+        ref = tf_degrade(tf.constant(hr[i]), 4, "block" if block[i] else "bicubic").numpy()
+        # The same TensorFlow ops on a batch of one: equal to float rounding, so to the same 8-bit levels.
+        np.testing.assert_allclose(lr[i], ref, atol=1e-6)

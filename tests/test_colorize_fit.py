@@ -1,5 +1,5 @@
-"""The portable (`model.fit`, any Keras backend) colouriser trainer and its examples (`data.examples`):
-examples equal to the tf.data ones, training, resume, export."""
+"""The colouriser's `model.fit` trainer (any Keras backend) and its examples (`data.examples`):
+examples equal to the tf.data ones, training, resume, export; and the same under JAX in a subprocess."""
 import dataclasses
 import json
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorize import portable
+from colorize import trainer
 from data import examples
 from colorize.config import ColorizeConfig
 from colorize.losses import colorize_loss
@@ -115,13 +115,13 @@ def _fixed_examples(prepared):
 
 @pytest.fixture(scope="module")
 def run20(prepared, tmp_path_factory):
-    """20 portable steps of the paper's network (random, frozen VGG16) with a learning-rate drop at step 10."""
+    """20 steps of the paper's network (random, frozen VGG16) with a learning-rate drop at step 10."""
     config = _config(prepared, iterations=20, lr_decay_steps=(10,), lr_decay_factor=0.5)
-    workdir = str(tmp_path_factory.mktemp("portable"))
-    return config, workdir, portable.train(config, workdir)
+    workdir = str(tmp_path_factory.mktemp("fit"))
+    return config, workdir, trainer.train(config, workdir)
 
 
-def test_portable_training_lowers_the_loss_and_writes_its_run(prepared, run20):
+def test_training_lowers_the_loss_and_writes_its_run(prepared, run20):
     config, workdir, result = run20
     y, uv = _fixed_examples(prepared)
     keras.utils.set_random_seed(config.seed)
@@ -137,7 +137,7 @@ def test_portable_training_lowers_the_loss_and_writes_its_run(prepared, run20):
     print("before", before, "after", after)
     assert after < 0.5 * before
     assert [s for s, _ in result.losses] == list(range(1, 21)) and np.isfinite([v for _, v in result.losses]).all()
-    assert set(result.dev) == {"loss", "uv_mse", "grey_baseline_loss", "grey_uv_mse"}
+    assert set(result.dev) == {"loss", "uv_mse", "rgb_mse", "rgb_psnr", "grey_baseline_loss", "grey_uv_mse"}
     assert json.load(open(os.path.join(workdir, "state", "step.json")))["step"] == 20
     assert sorted(os.listdir(os.path.join(workdir, "weights"))) == ["step_0000010.weights.h5",
                                                                     "step_0000020.weights.h5"]
@@ -147,18 +147,18 @@ def test_portable_training_lowers_the_loss_and_writes_its_run(prepared, run20):
     assert saved["backbone"] == "vgg16" and saved["lr_decay_steps"] == [10]
 
 
-def test_a_resumed_portable_run_equals_an_uninterrupted_one(prepared, run20, tmp_path):
+def test_a_resumed_run_equals_an_uninterrupted_one(prepared, run20, tmp_path):
     config, _, straight = run20
     workdir = str(tmp_path / "resumed")
-    first = portable.train(dataclasses.replace(config, iterations=10), workdir)
+    first = trainer.train(dataclasses.replace(config, iterations=10), workdir)
     assert first.step == 10
-    second = portable.train(config, workdir)
+    second = trainer.train(config, workdir)
     assert (second.start_step, second.step) == (10, 20)
     for a, b in zip(straight.model.get_weights(), second.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_portable_run_exports_the_same_colours(prepared, run20, tmp_path):
+def test_a_run_exports_the_same_colours(prepared, run20, tmp_path):
     config, workdir, result = run20
     y, _ = _fixed_examples(prepared)
     model, step, saved = restore_colorizer(workdir, "latest")
@@ -175,19 +175,38 @@ def test_portable_run_exports_the_same_colours(prepared, run20, tmp_path):
     np.testing.assert_allclose(rgb_to_yuv(rgb)[..., :1], y, atol=2e-3)  # luminance kept
 
 
-def test_portable_trainer_refuses_what_it_cannot_do(prepared, run20, tmp_path):
+def test_trainer_refuses_what_it_cannot_do(prepared, run20, tmp_path):
     config, workdir, _ = run20
     with pytest.raises(ValueError, match="backbone"):
-        portable.train(dataclasses.replace(config, backbone="compact"), workdir)
-    with pytest.raises(ValueError, match="one device"):
-        portable.train(dataclasses.replace(config, strategy="mirrored"), str(tmp_path / "m"))
+        trainer.train(dataclasses.replace(config, backbone="compact"), workdir)
     os.makedirs(tmp_path / "tf" / "ckpt")
-    with pytest.raises(ValueError, match="TensorFlow-trainer run"):
-        portable.train(config, str(tmp_path / "tf"))
+    with pytest.raises(ValueError, match="TensorFlow-loop trainer"):
+        trainer.train(config, str(tmp_path / "tf"))
     with pytest.raises(ValueError, match="lr_decay_steps"):
-        portable.train(dataclasses.replace(config, lr_decay_steps=(5, 3)), str(tmp_path / "d"))
-    from colorize.trainer import train as train_tf
-
-    with pytest.raises(ValueError, match="--portable run"):
-        train_tf(config, workdir)
+        trainer.train(dataclasses.replace(config, lr_decay_steps=(5, 3)), str(tmp_path / "d"))
     assert json.load(open(os.path.join(workdir, "state", "step.json")))["step"] == 20  # untouched
+
+
+def test_trains_and_resumes_exactly_under_jax(prepared, tmp_path):
+    """The same trainer under `KERAS_BACKEND=jax` (a GPU machine without TensorFlow runs this): a few steps
+    lower the loss, and a run stopped at step 4 and resumed ends with the uninterrupted run's weights.
+
+    Tolerance: as `test_a_resumed_run_equals_an_uninterrupted_one` (the resumed run compiles its steps
+    afresh; XLA may order float32 sums differently)."""
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    res = subprocess.run([sys.executable, os.path.join(root, "tests", "backend_check.py"), "colorize", prepared,
+                          str(tmp_path)], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax"
+    assert out["after"] < 0.5 * out["before"], out
+    assert len(out["losses"]) == 8 and np.isfinite(out["losses"]).all()
+    assert out["steps"] == [4, 4, 8]
+    assert out["max_abs_diff_resumed"] < 1e-5, out
+    assert out["samples"] == ["step_0000004.png", "step_0000008.png"]
+    assert "rgb_psnr" in out["dev"]

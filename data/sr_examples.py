@@ -1,0 +1,97 @@
+"""SR training pairs without TensorFlow: HR crops gathered on the host, LR made on the accelerator.
+
+The SRGAN trainer (`srgan.trainer`, Keras `model.fit` on any backend) makes
+the pairs of `data.datasets.sr_example` from images held in memory
+(`data.examples.load_images`): a random `hr_size` square (central for dev) in
+one of the 8 flips/rotations, and its LR by `degrade`, with Keras ops inside
+the train step. Images smaller than `hr_size` are zero-padded (black sky),
+never upscaled. Under the TensorFlow backend `degrade` is
+`data.datasets.degrade`'s computation (`tf.image.resize` bicubic with
+antialiasing, rounded to 8-bit levels); the host's random stream is NumPy's,
+seeded by (seed, step), so a resumed run continues it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+#: How LR crops are made from HR (`srgan.config` `degradation`; `data.datasets.degrade` too).
+DEGRADATIONS = ("bicubic", "block", "mixed")
+
+
+def _padded(images: np.ndarray, hr_size: int) -> np.ndarray:
+    h, w = images.shape[1:3]
+    if h >= hr_size and w >= hr_size:
+        return images
+    out = np.zeros((len(images), max(h, hr_size), max(w, hr_size), 3), images.dtype)
+    out[:, :h, :w] = images
+    return out
+
+
+def random_hr_crops(rng: np.random.Generator, images: np.ndarray, sizes: np.ndarray, batch_size: int,
+                    hr_size: int, degradation: str) -> tuple[np.ndarray, np.ndarray]:
+    """One training batch: `(hr [B, hr_size, hr_size, 3] float32 in [0, 1], block [B] float32 0/1)`.
+
+    Args:
+        rng: NumPy generator (seeded per step by the caller).
+        images, sizes: from `data.examples.load_images` (top-left, zero-padded).
+        batch_size: B.
+        hr_size: crop side.
+        degradation: `bicubic`, `block` or `mixed`; `block[i]` says whether
+            example i's LR is the block mean (`mixed`: drawn per example).
+    """
+    images = _padded(images, hr_size)
+    idx = rng.integers(0, len(images), batch_size)
+    hr = np.empty((batch_size, hr_size, hr_size, 3), np.float32)
+    for k, i in enumerate(idx):
+        h, w = np.maximum(sizes[i], hr_size)
+        top, left = rng.integers(0, h - hr_size + 1), rng.integers(0, w - hr_size + 1)
+        crop = images[i, top:top + hr_size, left:left + hr_size]
+        ud, lr, rot = rng.integers(0, 2), rng.integers(0, 2), rng.integers(0, 4)
+        crop = crop[::-1] if ud else crop
+        crop = crop[:, ::-1] if lr else crop
+        hr[k] = np.rot90(crop, rot)  # the sky has no preferred orientation
+    return hr, _block_flags(rng, batch_size, degradation)
+
+
+def central_hr_crops(images: np.ndarray, sizes: np.ndarray, hr_size: int, degradation: str,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Dev pairs: the central `hr_size` square of each image, and fixed `block` flags (a seeded draw)."""
+    images = _padded(images, hr_size)
+    hr = np.empty((len(images), hr_size, hr_size, 3), np.float32)
+    for k, (h, w) in enumerate(np.maximum(sizes, hr_size)):
+        top, left = (h - hr_size) // 2, (w - hr_size) // 2
+        hr[k] = images[k, top:top + hr_size, left:left + hr_size]
+    return hr, _block_flags(np.random.default_rng(seed), len(images), degradation)
+
+
+def _block_flags(rng: np.random.Generator, n: int, degradation: str) -> np.ndarray:
+    if degradation not in DEGRADATIONS:
+        raise ValueError(f"unknown degradation {degradation!r}; choose from {DEGRADATIONS}")
+    if degradation == "mixed":
+        return (rng.random(n) < 0.5).astype(np.float32)
+    return np.full(n, 1.0 if degradation == "block" else 0.0, np.float32)
+
+
+def degrade(hr, block, scale: int):
+    """The LR of each HR crop: antialiased bicubic, or (where `block` is 1) the mean of scale x scale blocks.
+
+    Both rounded to 8-bit levels, as real 8-bit inputs are.
+
+    Args:
+        hr: `[B, H, W, 3]` in [0, 1], H and W multiples of `scale`.
+        block: `[B]` 0/1.
+        scale: integer factor.
+
+    Returns:
+        `[B, H/scale, W/scale, 3]` float32 in [0, 1].
+    """
+    hr = ops.cast(hr, "float32")
+    h, w = int(hr.shape[1]) // scale, int(hr.shape[2]) // scale
+    bicubic = ops.clip(ops.image.resize(hr, (h, w), interpolation="bicubic", antialias=True), 0.0, 1.0)
+    blocks = ops.mean(ops.reshape(hr, (-1, h, scale, w, scale, 3)), axis=(2, 4))
+    lr = ops.where(ops.reshape(ops.cast(block, "float32"), (-1, 1, 1, 1)) > 0.5, blocks, bicubic)
+    return ops.round(ops.clip(lr, 0.0, 1.0) * 255.0) / 255.0
+
+
+__all__ = ["DEGRADATIONS", "random_hr_crops", "central_hr_crops", "degrade"]
