@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 
-def _colorize(data_dir: str, workdir: str) -> dict:
+def colorize_check(data_dir: str, workdir: str) -> dict:
     import keras
 
     from colorize.config import ColorizeConfig
@@ -51,7 +51,7 @@ def _colorize(data_dir: str, workdir: str) -> dict:
             "dev": sorted(straight.dev)}
 
 
-def _srgan(data_dir: str, workdir: str) -> dict:
+def srgan_check(data_dir: str, workdir: str) -> dict:
     import keras
 
     from data.examples import load_images
@@ -90,4 +90,4 @@ def _srgan(data_dir: str, workdir: str) -> dict:
 
 if __name__ == "__main__":
     which, data, work = sys.argv[1:4]
-    print(json.dumps({"colorize": _colorize, "srgan": _srgan}[which](data, work)))
+    print(json.dumps({"colorize": colorize_check, "srgan": srgan_check}[which](data, work)))

@@ -219,6 +219,25 @@ def test_inference_and_training_do_not_climb_layers():
     assert done.returncode == 0, done.stderr[-500:]
 
 
+def _check_backend_run(out, backend):
+    assert out["backend"] == backend
+    assert out["after_phase1"] < out["before"], out  # 4 MSE steps at 1e-3: about 10 % lower
+    assert out["phases"] == [1] * 4 + [2] * 4 and out["mse_step"] == 4
+    assert out["steps"] == [5, 6, 8]
+    assert out["max_abs_diff_resumed"] < 1e-5, out
+    assert out["samples"] == ["step_00000004.png", "step_00000008.png"]
+    assert {"psnr", "psnr_bicubic"} <= set(out["dev"])
+
+
+def test_trains_and_resumes_exactly_under_tensorflow(tmp_path, sr_data):
+    """`tests/backend_check.py`'s SRGAN run in this process (TensorFlow backend): phase 1 lowers the pixel MSE
+    of a fixed batch, and a run stopped in phase 2 and resumed ends with the uninterrupted run's generator
+    (tolerance as under JAX below)."""
+    from backend_check import srgan_check
+
+    _check_backend_run(srgan_check(sr_data, str(tmp_path)), "tensorflow")
+
+
 def test_trains_and_resumes_exactly_under_jax(tmp_path, sr_data):
     """The same trainer under `KERAS_BACKEND=jax` (JAX's own train step): phase 1 lowers the pixel MSE of a
     fixed batch, the phases follow the step, and a run stopped in phase 2 and resumed ends with the
@@ -233,14 +252,7 @@ def test_trains_and_resumes_exactly_under_jax(tmp_path, sr_data):
     res = subprocess.run([sys.executable, os.path.join(root, "tests", "backend_check.py"), "srgan", sr_data,
                           str(tmp_path)], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["backend"] == "jax"
-    assert out["after_phase1"] < out["before"], out  # 4 MSE steps at 1e-3: about 10 % lower
-    assert out["phases"] == [1] * 4 + [2] * 4 and out["mse_step"] == 4
-    assert out["steps"] == [5, 6, 8]
-    assert out["max_abs_diff_resumed"] < 1e-5, out
-    assert out["samples"] == ["step_00000004.png", "step_00000008.png"]
-    assert {"psnr", "psnr_bicubic"} <= set(out["dev"])
+    _check_backend_run(json.loads(res.stdout.strip().splitlines()[-1]), "jax")
 
 
 def test_sr_pairs_are_the_tf_data_ones(real_images):
