@@ -272,3 +272,12 @@ def test_sr_pairs_are_the_tf_data_ones(real_images):
         ref = tf_degrade(tf.constant(hr[i]), 4, "block" if block[i] else "bicubic").numpy()
         # The same TensorFlow ops on a batch of one: equal to float rounding, so to the same 8-bit levels.
         np.testing.assert_allclose(lr[i], ref, atol=1e-6)
+
+
+def test_training_needs_no_tensorflow():
+    """What a GPU machine with JAX but no TensorFlow runs: no module that `srgan.train` loads imports TensorFlow
+    at import time (checked on the source; the SavedModel writer, which does, is imported only to export)."""
+    from test_colorize_cli import _module_level_imports_of
+
+    assert "tensorflow" not in _module_level_imports_of("srgan.train", "srgan.trainer", "srgan.fit", "data.sr_examples")
+    assert "tensorflow" in _module_level_imports_of("srgan.saved_model")  # the check can fail
