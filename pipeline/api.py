@@ -328,13 +328,13 @@ class Pipeline:
         """
         from pipeline.runner import run
 
-        config, full = split_options(mode, options, files=True)
+        config, _ = split_options(mode, options, files=True)
         sources = None
         root = os.fspath(inputs) if isinstance(inputs, (str, os.PathLike)) else None
         if root is None:
             sources = [os.fspath(p) for p in inputs]
             dirs = [os.path.dirname(os.path.abspath(p)) for p in sources]
             root = os.path.commonpath(dirs) if dirs else "."
-        config = dataclasses.replace(config, input=root, output=os.fspath(output), full=full,
+        config = dataclasses.replace(config, input=root, output=os.fspath(output),
                                      **{k: v for k, v in self._load_args.items()})
         return run(config, log, sources=sources, pipeline=self, client=client)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from data.io import ImageReadError
+from pipeline.config import MODES, FullOptions, RunConfig
 
-MODES = ("faithful", "full")
 #: What error messages call an array input.
 ARRAY = "<array>"
 
@@ -79,7 +79,7 @@ def as_image(image: Any, name: str = ARRAY) -> np.ndarray:
 
 
 def split_options(mode: str, options: dict, fits: bool = False, files: bool = False):
-    """Splits keyword options onto the command's own dataclasses: (RunConfig, FullOptions or None).
+    """Splits keyword options onto the command's own dataclasses: (RunConfig, its `full` options or None).
 
     `files`: the options of a run over files (`Pipeline.process_files`), which
     also takes the command's file-level options (`skip_existing`, `output_format`, ...).
@@ -88,9 +88,6 @@ def split_options(mode: str, options: dict, fits: bool = False, files: bool = Fa
         PipelineInputError: an unknown mode or option, or one that does not
             apply here (with the reason).
     """
-    from pipeline.full import FullOptions
-    from pipeline.runner import RunConfig
-
     if mode not in MODES:
         raise PipelineInputError(ARRAY, f"unknown mode {mode!r}; choose from {MODES}")
     run_fields = {f.name for f in dataclasses.fields(RunConfig)} - _RUN_LEVEL
@@ -121,4 +118,5 @@ def split_options(mode: str, options: dict, fits: bool = False, files: bool = Fa
         if full.tile <= 2 * full.tile_overlap:
             raise PipelineInputError(ARRAY, f"tile ({full.tile}) must be more than twice tile_overlap "
                                             f"({full.tile_overlap})")
+        config = dataclasses.replace(config, full=full)
     return config, full

@@ -42,8 +42,7 @@ import numpy as np
 from data.formats import split_extension
 from pipeline.compose_models import GREENS, SR_ON
 from pipeline.composite import Composite, CompositeOptions, ComposeError, make_composite, order_frames, read_frame
-from pipeline.full import FullOptions
-from pipeline.runner import RunConfig
+from pipeline.config import FullOptions, RunConfig
 
 FORMATS = ("png", "png16", "fits")
 _RUN = RunConfig(input="", output="")
