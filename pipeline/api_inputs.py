@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from data.io import ImageReadError
+from data.io import ImageReadError, check_frame_size
 from pipeline.config import MODES, FullOptions, RunConfig
 
 #: What error messages call an array input.
@@ -61,8 +61,7 @@ def as_image(image: Any, name: str = ARRAY) -> np.ndarray:
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4)):
         raise PipelineInputError(name, f"shape {a.shape} not supported; give [H, W] or [H, W, C] with C = 1, 3 "
                                        "(or 2, 4 with alpha)")
-    if a.shape[0] < 2 or a.shape[1] < 2:
-        raise PipelineInputError(name, f"image is {a.shape[1]}x{a.shape[0]} px; at least 2x2 is needed")
+    check_frame_size(name, a.shape[1], a.shape[0], PipelineInputError)
     if a.dtype.kind == "f":
         nan = np.isnan(a)
         if nan.all():

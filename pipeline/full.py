@@ -329,7 +329,7 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
     """
     import time
 
-    from data.io import ImageReadError, is_fits, read_fits, read_image
+    from data.io import ImageReadError, check_frame_size, is_fits, read_fits, read_image
     from pipeline.overlap import StageClock, prefetch, timed
 
     clock = clock if clock is not None else StageClock()
@@ -343,8 +343,7 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
     if options.linear_output and stretch is None:
         raise ImageReadError(path, "--linear_output needs a FITS input (there is no stretch to undo)")
     h, w = image.shape[:2]
-    if h < 2 or w < 2:
-        raise ImageReadError(path, f"image is {w}x{h} px; at least 2x2 is needed")
+    check_frame_size(path, w, h)
     with timed(clock, "colourise"):
         frame, was_colour = colour_frame(image, colorizer, options.size)
     del image
