@@ -104,16 +104,14 @@ class Faithful:
 
 
 def _written(finished: list) -> list:
-    """`(job, Outcome)` of the `OrderedWriter`'s finished `write_and_record`s (an error other than OSError is raised)."""
+    """`(job, Outcome)` of the `OrderedWriter`'s finished `write_and_record`s (other errors than OSError raised)."""
     from pipeline.outcome import faithful_written
 
     done = []
     for (job, i, was_colour), error in finished:
         if error is not None and not isinstance(error, OSError):
             raise error
-        outcome = faithful_written(job, i, was_colour, error)
-        outcome.recorded = error is None
-        done.append((job, outcome))
+        done.append((job, faithful_written(job, i, was_colour, error, recorded=True)))
     return done
 
 

@@ -123,11 +123,13 @@ def write_and_record(job, colour: np.ndarray, upscaled: np.ndarray, output_dir: 
     manifest.record(output_dir, [(job.source, job.output, [job.intermediate] if job.intermediate else [])])
 
 
-def faithful_written(job, index: int, was_colour: bool, error: Optional[OSError] = None) -> Outcome:
-    """The outcome of `write_faithful` for job `index`: written, or the write's error."""
+def faithful_written(job, index: int, was_colour: bool, error: Optional[OSError] = None,
+                     recorded: bool = False) -> Outcome:
+    """The outcome of `write_faithful` for job `index`: written (`recorded`: by `write_and_record`) or failed."""
     if error is not None:
         return write_failure(index, error, was_colour)
-    return Outcome(index, extra=[job.intermediate] if job.intermediate else [], was_colour=was_colour)
+    return Outcome(index, extra=[job.intermediate] if job.intermediate else [], was_colour=was_colour,
+                   recorded=recorded)
 
 
 def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows: Optional[list] = None) -> bool:
