@@ -347,6 +347,7 @@ def _write_png(path, masked, H, W, full_cover: bool, bits: int) -> None:
 
     from common.files import atomic_file
     from data.normalize import to_uint8, to_uint16
+    from data.writers import PNG_COMPRESSION
 
     quant = to_uint8 if bits == 8 else to_uint16
     opaque, dtype = (255, np.uint8) if bits == 8 else (65535, np.uint16)
@@ -360,7 +361,8 @@ def _write_png(path, masked, H, W, full_cover: bool, bits: int) -> None:
 
     # RGBA: pipeline.full.write_png_stream writes RGB only; gaps must be transparent, never black sky.
     with atomic_file(path) as f:
-        png.Writer(width=W, height=H, bitdepth=bits, greyscale=False, alpha=True, compression=6).write(f, rows())
+        png.Writer(width=W, height=H, bitdepth=bits, greyscale=False, alpha=True,
+                   compression=PNG_COMPRESSION).write(f, rows())
 
 
 def _without_lookup_tables(header):

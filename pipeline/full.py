@@ -19,6 +19,7 @@ from scipy import ndimage
 from common.files import atomic_file, atomic_write_bytes
 from data.colour import compose_rgb, rgb_to_luma, rgb_to_yuv
 from data.normalize import to_uint8, to_uint16
+from data.writers import PNG_COMPRESSION
 from pipeline.config import FullOptions
 from pipeline.fits_out import fits_header_for, write_fits_stream
 from pipeline.tiling import iter_upscaled_bands
@@ -180,7 +181,8 @@ def write_png_stream(path: str, bands: Iterator[np.ndarray], height: int, width:
                 yield from q.reshape(q.shape[0], -1)
 
     with atomic_file(path) as f:
-        png.Writer(width=width, height=height, bitdepth=bits, greyscale=False, compression=6).write(f, rows())
+        png.Writer(width=width, height=height, bitdepth=bits, greyscale=False,
+                   compression=PNG_COMPRESSION).write(f, rows())
 
 
 def write_tiff16_stream(path: str, bands: Iterator[np.ndarray], height: int, width: int) -> None:
