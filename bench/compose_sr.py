@@ -65,7 +65,8 @@ def sr_rows(crops, upscaler, scale: int = 4) -> list[dict]:
     from pipeline.compose_models import SR_ON, SROnUpscaler
     from pipeline.crossdomain_metrics import channel_bias
     from pipeline.evaluation import make_lr, pil_upscale, psnr_255
-    from pipeline.full import FullOptions, upscaled_bands
+    from pipeline.config import FullOptions
+    from pipeline.full import upscaled_bands
 
     consistency = "auto"  # ComposeConfig's default
     rows = []

@@ -207,7 +207,7 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
         from data.io import read_image
         from data.writers import write_png
         from pipeline.evaluation import to_size
-        from pipeline.full import FullOptions
+        from pipeline.config import FullOptions
 
         inputs = tempfile.mkdtemp(prefix="bench-full-")
         try:

@@ -223,6 +223,12 @@ def check_declared_size(path: str, width: int, height: int, max_pixels: int) -> 
                              f"mode's limit of {max_pixels / 1e6:.1f} Mpx; refused before decoding")
 
 
+def check_frame_size(path: str, width: int, height: int, error: type = ImageReadError) -> None:
+    """Refuses a frame under 2x2 px (nothing to resize, colourise or tile), as `error(path, reason)`."""
+    if width < 2 or height < 2:
+        raise error(path, f"image is {width}x{height} px; at least 2x2 is needed")
+
+
 def _pillow():
     """Pillow, with its own decompression-bomb check off: every file this module
     opens is checked first against the caller's bound (`check_declared_size`),

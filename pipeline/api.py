@@ -15,8 +15,8 @@ FITS pixels do). Arrays out: float32 RGB `[H', W', 3]` in [0, 1], channels last;
 `data.normalize.to_uint8(out)` gives exactly the pixels of the command's 8-bit
 PNG (`to_uint16` those of its 16-bit PNG/TIFF).
 
-Options are the command's, by the field names of `pipeline.runner.RunConfig`
-(per-image ones such as `size`) and, in full mode, of `pipeline.full.FullOptions`
+Options are the command's, by the field names of `pipeline.config.RunConfig`
+(per-image ones such as `size`) and, in full mode, of `pipeline.config.FullOptions`
 (`tile`, `tile_overlap`, `tile_batch`; for `process_fits` also `stretch`,
 `interval`, `percentile`, `linear_output`). New fields of those dataclasses are
 accepted here without change. Bad input of any kind raises `PipelineInputError`.
@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from data.io import ImageReadError
+from data.io import ImageReadError, check_frame_size
 from pipeline.api_inputs import ARRAY, PipelineInputError, as_image, split_options
 
 class Pipeline:
@@ -150,7 +150,7 @@ class Pipeline:
         Args:
             rgb: `[H, W, 3]` (grey `[H, W]` / `[H, W, 1]` is repeated to RGB);
                 dtypes as in the module docstring.
-            **options: `tile`, `tile_overlap`, `tile_batch` (`pipeline.full.FullOptions`).
+            **options: `tile`, `tile_overlap`, `tile_batch` (`pipeline.config.FullOptions`).
 
         Returns:
             float32 `[scale*H, scale*W, 3]` in [0, 1].
@@ -278,8 +278,7 @@ class Pipeline:
         except ImageReadError as e:
             raise PipelineInputError(e.path, e.reason) from e
         h, w = f.image.shape[:2]
-        if h < 2 or w < 2:
-            raise PipelineInputError(name, f"image is {w}x{h} px; at least 2x2 is needed")
+        check_frame_size(name, w, h, PipelineInputError)
         frame, _ = colour_frame(f.image, self.colorizer, full.size)
         rgb = self._gather(frame, full, config.consistency, f.stretch, f.raw)
         s = self.scale
@@ -328,13 +327,13 @@ class Pipeline:
         """
         from pipeline.runner import run
 
-        config, full = split_options(mode, options, files=True)
+        config, _ = split_options(mode, options, files=True)
         sources = None
         root = os.fspath(inputs) if isinstance(inputs, (str, os.PathLike)) else None
         if root is None:
             sources = [os.fspath(p) for p in inputs]
             dirs = [os.path.dirname(os.path.abspath(p)) for p in sources]
             root = os.path.commonpath(dirs) if dirs else "."
-        config = dataclasses.replace(config, input=root, output=os.fspath(output), full=full,
+        config = dataclasses.replace(config, input=root, output=os.fspath(output),
                                      **{k: v for k, v in self._load_args.items()})
         return run(config, log, sources=sources, pipeline=self, client=client)

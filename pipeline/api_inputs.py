@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from data.io import ImageReadError
+from data.io import ImageReadError, check_frame_size
+from pipeline.config import MODES, FullOptions, RunConfig
 
-MODES = ("faithful", "full")
 #: What error messages call an array input.
 ARRAY = "<array>"
 
@@ -61,8 +61,7 @@ def as_image(image: Any, name: str = ARRAY) -> np.ndarray:
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4)):
         raise PipelineInputError(name, f"shape {a.shape} not supported; give [H, W] or [H, W, C] with C = 1, 3 "
                                        "(or 2, 4 with alpha)")
-    if a.shape[0] < 2 or a.shape[1] < 2:
-        raise PipelineInputError(name, f"image is {a.shape[1]}x{a.shape[0]} px; at least 2x2 is needed")
+    check_frame_size(name, a.shape[1], a.shape[0], PipelineInputError)
     if a.dtype.kind == "f":
         nan = np.isnan(a)
         if nan.all():
@@ -79,7 +78,7 @@ def as_image(image: Any, name: str = ARRAY) -> np.ndarray:
 
 
 def split_options(mode: str, options: dict, fits: bool = False, files: bool = False):
-    """Splits keyword options onto the command's own dataclasses: (RunConfig, FullOptions or None).
+    """Splits keyword options onto the command's own dataclasses: (RunConfig, its `full` options or None).
 
     `files`: the options of a run over files (`Pipeline.process_files`), which
     also takes the command's file-level options (`skip_existing`, `output_format`, ...).
@@ -88,9 +87,6 @@ def split_options(mode: str, options: dict, fits: bool = False, files: bool = Fa
         PipelineInputError: an unknown mode or option, or one that does not
             apply here (with the reason).
     """
-    from pipeline.full import FullOptions
-    from pipeline.runner import RunConfig
-
     if mode not in MODES:
         raise PipelineInputError(ARRAY, f"unknown mode {mode!r}; choose from {MODES}")
     run_fields = {f.name for f in dataclasses.fields(RunConfig)} - _RUN_LEVEL
@@ -121,4 +117,5 @@ def split_options(mode: str, options: dict, fits: bool = False, files: bool = Fa
         if full.tile <= 2 * full.tile_overlap:
             raise PipelineInputError(ARRAY, f"tile ({full.tile}) must be more than twice tile_overlap "
                                             f"({full.tile_overlap})")
+        config = dataclasses.replace(config, full=full)
     return config, full

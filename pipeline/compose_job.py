@@ -42,8 +42,7 @@ import numpy as np
 from data.formats import split_extension
 from pipeline.compose_models import GREENS, SR_ON
 from pipeline.composite import Composite, CompositeOptions, ComposeError, make_composite, order_frames, read_frame
-from pipeline.full import FullOptions
-from pipeline.runner import RunConfig
+from pipeline.config import FullOptions, RunConfig
 
 FORMATS = ("png", "png16", "fits")
 _RUN = RunConfig(input="", output="")
@@ -348,6 +347,7 @@ def _write_png(path, masked, H, W, full_cover: bool, bits: int) -> None:
 
     from common.files import atomic_file
     from data.normalize import to_uint8, to_uint16
+    from data.writers import PNG_COMPRESSION
 
     quant = to_uint8 if bits == 8 else to_uint16
     opaque, dtype = (255, np.uint8) if bits == 8 else (65535, np.uint16)
@@ -361,7 +361,8 @@ def _write_png(path, masked, H, W, full_cover: bool, bits: int) -> None:
 
     # RGBA: pipeline.full.write_png_stream writes RGB only; gaps must be transparent, never black sky.
     with atomic_file(path) as f:
-        png.Writer(width=W, height=H, bitdepth=bits, greyscale=False, alpha=True, compression=6).write(f, rows())
+        png.Writer(width=W, height=H, bitdepth=bits, greyscale=False, alpha=True,
+                   compression=PNG_COMPRESSION).write(f, rows())
 
 
 def _without_lookup_tables(header):

@@ -87,12 +87,12 @@ def describe(spec: ModelSpec) -> tuple[list, int]:
     return model_lines(pipe), pipe.scale
 
 
-def process_batch(spec: ModelSpec, config, full, jobs: list) -> tuple[list, list]:
-    """The task: one batch of jobs on this worker.
+def process_batch(spec: ModelSpec, config, jobs: list) -> tuple[list, list]:
+    """The task: one batch of jobs on this worker, processed by the run's mode (`pipeline.modes`).
 
     Args:
         spec: the models (loaded once per process).
-        config: the run's `RunConfig`; full: its `FullOptions` in full mode.
+        config: the run's `RunConfig`.
         jobs: `Job`s with absolute paths.
 
     Returns:
@@ -100,8 +100,7 @@ def process_batch(spec: ModelSpec, config, full, jobs: list) -> tuple[list, list
         `pipeline.outcome.Outcome`s in the order the client accounts for them).
     """
     from data.io import InputWarning
-    from pipeline.inference import iter_loaded
-    from pipeline.outcome import faithful_files, full_file
+    from pipeline.modes import mode_of
     from pipeline.runner import _remove_stale_temporaries
 
     pipe = worker_pipeline(spec)
@@ -109,11 +108,7 @@ def process_batch(spec: ModelSpec, config, full, jobs: list) -> tuple[list, list
     _remove_stale_temporaries(jobs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default", InputWarning)
-        if config.mode == "full":
-            outcomes = [full_file(job, i, pipe, full, config.consistency) for i, job in enumerate(jobs)]
-        else:
-            batch, loaded = next(iter_loaded([jobs], config.size))
-            outcomes = faithful_files(batch, loaded, pipe, config)
+        outcomes = mode_of(config).process(jobs, pipe)
     for w in caught:
         if not issubclass(w.category, InputWarning):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -192,12 +187,13 @@ def _dashboard(client) -> str:
         return "none (pip install bokeh to serve it)"
 
 
-def run_dask(config, sources: list, result, log, client=None) -> None:
+def run_dask(config, mode, sources: list, result, log, client=None) -> None:
     """`pipeline.runner.run`'s work on a Dask cluster; fills `result` as the serial run does.
 
     Args:
         config: the run's `RunConfig` (`dask_scheduler`, `dask_workers` say
             which cluster when `client` is None).
+        mode: its `pipeline.modes` mode.
         sources: the input files.
         client: a `distributed.Client` to use (not closed here).
 
@@ -205,6 +201,8 @@ def run_dask(config, sources: list, result, log, client=None) -> None:
         ClusterError: no Dask, or the scheduler cannot be reached.
         pipeline.models.ModelLoadError: the models fail to load on a worker.
     """
+    from pipeline.runner import Progress, drive, plan
+
     with _session(config, client, log) as client:
         threads = client.nthreads()
         log(f"dask: scheduler {client.scheduler.address}, {len(threads)} worker(s), {sum(threads.values())} "
@@ -218,29 +216,21 @@ def run_dask(config, sources: list, result, log, client=None) -> None:
         lines, scale = next(iter(_distributed().as_completed(loads))).result()
         for line in lines:
             log(line)
-        from pipeline.runner import plan
+        todo = plan(config, mode, sources, scale, result, log)
+        progress = Progress(len(todo), mode.desc(scale), config.progress)
+        drive(_steps(client, spec, config, mode, todo, log), todo, mode, config, result, log, progress)
 
-        todo, full = plan(config, sources, scale, result, log)
-        _farm_out(client, spec, config, full, todo, scale, result, log)
 
+def _steps(client, spec, config, mode, todo, log):
+    """The mode's batches as tasks (a bounded number in flight), yielded as `drive` steps as they complete.
 
-def _farm_out(client, spec, config, full, todo, scale, result, log) -> None:
-    """Submits the batches (a bounded number in flight) and accounts for each as it completes."""
-    import sys
-
-    from tqdm import tqdm
-
-    from pipeline.inference import batched
-    from pipeline.outcome import Outcome, account, colour_note, summary, write_fidelity_csv
-    from pipeline.runner import _remove_stale_temporaries, _stop_notice
+    Closing it (the run stopped) cancels the tasks still queued or running.
+    """
+    from pipeline.outcome import Outcome
+    from pipeline.runner import _remove_stale_temporaries
 
     distributed = _distributed()
-    faithful = config.mode == "faithful"
-    batches = batched(todo, max(1, config.batch_size) if faithful else 1)
-    position = {id(job): i for i, job in enumerate(todo)}
-    show = sys.stderr.isatty() if config.progress is None else config.progress
-    bar = tqdm(total=len(todo), unit="img", desc=("colourise+x%d" if faithful else "full x%d") % scale,
-               disable=not show)
+    batches = mode.batches(todo)
     pending = distributed.as_completed()
     running: dict = {}
     window = {"size": 0, "at": -1e9}
@@ -255,44 +245,26 @@ def _farm_out(client, spec, config, full, todo, scale, result, log) -> None:
     def submit() -> None:
         for batch in itertools.islice(batches, max(0, target() - len(running))):
             absolute = [dataclasses.replace(j, source=os.path.abspath(j.source)) for j in batch]
-            future = client.submit(process_batch, spec, config, full, absolute, pure=False)
+            future = client.submit(process_batch, spec, config, absolute, pure=False)
             running[future.key] = (future, batch)
             pending.add(future)
 
-    rows: list = []
-    colour_notes = 0
-    stopped = False
-    start = time.perf_counter()
     submit()
-    for future in pending:
-        _, batch = running.pop(future.key)
-        try:
-            caught, outcomes = future.result()
-        except distributed.KilledWorker as e:
-            reason = f"not processed: the Dask workers running it died ({e})"
-            caught, outcomes = [], [Outcome(i, reason=reason) for i in range(len(batch))]
-        for message in caught:
-            log(f"warning: {message}")
-        for outcome in outcomes:
-            colour_notes += faithful and outcome.was_colour
-            if account(batch[outcome.job], outcome, config.output, config.mode, result, log, rows):
-                stopped = True
-                break
-        bar.update(len(batch))
-        bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
-        if stopped:
+    try:
+        for future in pending:
+            _, batch = running.pop(future.key)
+            try:
+                caught, outcomes = future.result()
+            except distributed.KilledWorker as e:
+                reason = f"not processed: the Dask workers running it died ({e})"
+                caught, outcomes = [], [Outcome(i, reason=reason) for i in range(len(batch))]
+            for message in caught:
+                log(f"warning: {message}")
+            yield len(batch), [(batch[o.job], o) for o in outcomes]
+            submit()
+    finally:
+        if running:
             client.cancel([f for f, _ in running.values()])
-            break
-        submit()
-    bar.close()
-    # Every task has ended: a temporary of a dead worker whose task was not run again
-    # (the run stopped, or the task failed for good) is deleted here.
-    _remove_stale_temporaries(todo)
-    if stopped:
-        _stop_notice(todo, result, log)
-    if colour_notes:
-        result.notes.append(colour_note(colour_notes))
-        log(result.notes[-1])
-    if rows:
-        write_fidelity_csv(config.output, sorted(rows, key=lambda r: position[id(r[0])]))
-    log(summary(result, time.perf_counter() - start, config.output, rate=faithful))
+        # Every task has ended: a temporary of a dead worker whose task was not run again
+        # (the run stopped, or the task failed for good) is deleted here.
+        _remove_stale_temporaries(todo)

@@ -24,8 +24,10 @@ from pipeline.evaluation import EvalConfig, evaluate
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "Colour test images: a folder, or a data.prepare output (its test/ is used).")
 flags.DEFINE_string("output", "eval", "Folder for results.md, results.csv and figures/.")
-flags.DEFINE_string("colorize_model", "checkpoints/colorize", "Exported colouriser SavedModel folder.")
-flags.DEFINE_list("srgan_model", ["checkpoints/srgan"], "Exported SR SavedModel folder(s); each gets its own rows.")
+flags.DEFINE_string("colorize_model", "checkpoints/colorize", "Exported colouriser SavedModel folder (found as "
+                    "pipeline.run finds models: checkpoints/NAME from any folder).")
+flags.DEFINE_list("srgan_model", ["checkpoints/srgan"], "Exported SR SavedModel folder(s), found as pipeline.run "
+                  "finds models; each gets its own rows.")
 flags.DEFINE_integer("size", 224, "Colouriser working size (paper sec. 5.2: 224).")
 flags.DEFINE_string("inception_weights", "imagenet",
                     "Inception v3 weights for the Inception Score (paper's table): imagenet (needs internet), "

@@ -283,7 +283,7 @@ def evaluate(config: EvalConfig, log=print) -> dict:
     from common.files import atomic_write_bytes
     from data.io import ImageReadError, read_image
     from pipeline.figures import side_by_side
-    from pipeline.models import load_model, model_scale
+    from pipeline.models import load_found, model_scale
 
     files = _data_files(config.data)
     if config.max_images:
@@ -304,8 +304,9 @@ def evaluate(config: EvalConfig, log=print) -> dict:
         raise ValueError(f"{config.data}: no usable colour images to evaluate on")
     log(f"evaluating on {len(images)} images from {config.data}")
 
-    colorizer = load_model(config.colorize_model, "colorize")
-    upscalers = [load_model(p, "srgan") for p in config.srgan_models]
+    # Named as pipeline.run names models (found from any folder); scored on the SavedModel.
+    colorizer = load_found(config.colorize_model, "colorize", engine="savedmodel")
+    upscalers = [load_found(p, "srgan", engine="savedmodel") for p in config.srgan_models]
     scale = model_scale(upscalers[0])
     if any(model_scale(u) != scale for u in upscalers):
         raise ValueError("all --srgan_model exports must have the same scale")
@@ -377,18 +378,18 @@ def evaluate_cross_domain(config, srgan_models: Sequence[str], colorize_model: s
         colorize_model: colouriser SavedModel folder ("" for none).
     """
     from pipeline.crossdomain import model_upscalers, run_cross_domain
-    from pipeline.models import load_model, model_scale
+    from pipeline.models import load_found, model_scale
 
     upscalers, notes = {}, []
     for path in srgan_models:
-        model = load_model(path, "srgan")
+        model = load_found(path, "srgan", engine="savedmodel")
         if model_scale(model) != 4:
             raise ValueError(f"{path}: the cross-domain evaluation is x4; this model is x{model_scale(model)}")
         upscalers.update(model_upscalers(model_label(model), lambda lr, m=model: sr_output(m.run(lr[None])[0])))
         notes.append(f"SR: {model.description}.")
     colorize = None
     if colorize_model:
-        colorizer = load_model(colorize_model, "colorize")
+        colorizer = load_found(colorize_model, "colorize", engine="savedmodel")
         colorize = lambda grey: colorizer.run(grey[None])[0]  # noqa: E731
         notes.append(f"Colouriser: {colorizer.description}.")
     return run_cross_domain(config, upscalers, colorize, extra_notes=notes, log=log)

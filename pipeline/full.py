@@ -19,6 +19,8 @@ from scipy import ndimage
 from common.files import atomic_file, atomic_write_bytes
 from data.colour import compose_rgb, rgb_to_luma, rgb_to_yuv
 from data.normalize import to_uint8, to_uint16
+from data.writers import PNG_COMPRESSION
+from pipeline.config import FullOptions
 from pipeline.fits_out import fits_header_for, write_fits_stream
 from pipeline.tiling import iter_upscaled_bands
 
@@ -148,16 +150,16 @@ def stream_bands(
     overlap: int,
     meter: Optional[_FidelityMeter] = None,
     progress: Optional[Callable[[int, int], None]] = None,
-    upscale_batch: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     batch_size: int = 1,
     clip: bool = True,
 ) -> Iterator[np.ndarray]:
     """Yields output row bands `[rows, scale*W, 3]`, top to bottom, measuring fidelity on the way.
 
-    `frame` is a `ColourFrame` (display values) or a `LinearFrame` (linear units, `clip=False`).
+    `frame` is a `ColourFrame` (display values) or a `LinearFrame` (linear units, `clip=False`);
+    `upscale` maps a stack of tiles `[N, h, w, 3]` to `[N, scale*h, scale*w, 3]`
+    (`pipeline.tiling.iter_upscaled_bands`).
     """
-    for top, end, rows in iter_upscaled_bands(frame, upscale, scale, tile, overlap, progress,
-                                              upscale_batch=upscale_batch, batch_size=batch_size, clip=clip):
+    for top, end, rows in iter_upscaled_bands(frame, upscale, scale, tile, overlap, progress, batch_size, clip):
         if meter is not None:
             lr = frame[top:end, :]
             lum = getattr(frame, "colour", frame)[top:end, :]
@@ -179,7 +181,8 @@ def write_png_stream(path: str, bands: Iterator[np.ndarray], height: int, width:
                 yield from q.reshape(q.shape[0], -1)
 
     with atomic_file(path) as f:
-        png.Writer(width=width, height=height, bitdepth=bits, greyscale=False, compression=6).write(f, rows())
+        png.Writer(width=width, height=height, bitdepth=bits, greyscale=False,
+                   compression=PNG_COMPRESSION).write(f, rows())
 
 
 def write_tiff16_stream(path: str, bands: Iterator[np.ndarray], height: int, width: int) -> None:
@@ -203,27 +206,6 @@ def write_residual_png(path: str, residual: np.ndarray) -> None:
 
     top = float(np.percentile(residual, 99.9)) or 1.0
     atomic_write_bytes(path, encode_png(np.clip(residual / top, 0, 1)))
-
-
-@dataclasses.dataclass(frozen=True)
-class FullOptions:
-    """Settings of full-resolution mode."""
-
-    size: int = 224
-    tile: int = 256
-    tile_overlap: int = 64
-    output_format: str = "png"  # png | png16 | tiff16 | fits
-    linear_output: bool = False
-    report: bool = False
-    residual_map: bool = False
-    stretch: str = "asinh"
-    interval: str = "percentile"
-    percentile: float = 99.5
-    tile_batch: int = 4  # tiles of a band upscaled per model call
-
-
-def output_extension(options: FullOptions) -> str:
-    return {"fits": ".fits", "tiff16": ".tif"}.get(options.output_format, ".png")
 
 
 def colour_frame(image: np.ndarray, colorizer, size: int) -> tuple[ColourFrame, bool]:
@@ -302,9 +284,8 @@ def upscaled_bands(frame, upscaler, scale: int, options: FullOptions,
         return np.stack([consistent_display(s, t, scale, operator)[0] for s, t in zip(sr, tiles)])
 
     tiled = LinearFrame(frame, stretch, raw) if linear else frame
-    bands = stream_bands(tiled, lambda t: upscale_batch(t[None])[0], scale, options.tile, options.tile_overlap,
-                         meter, progress, upscale_batch=upscale_batch, batch_size=options.tile_batch,
-                         clip=not linear)
+    bands = stream_bands(tiled, upscale_batch, scale, options.tile, options.tile_overlap, meter, progress,
+                         options.tile_batch, clip=not linear)
     if linear and not options.linear_output:
         return (to_display(b) for b in bands)
     return bands
@@ -350,7 +331,7 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
     """
     import time
 
-    from data.io import ImageReadError, is_fits, read_fits, read_image
+    from data.io import ImageReadError, check_frame_size, is_fits, read_fits, read_image
     from pipeline.overlap import StageClock, prefetch, timed
 
     clock = clock if clock is not None else StageClock()
@@ -364,8 +345,7 @@ def process_full(path: str, output: str, colorizer, upscaler, scale: int, option
     if options.linear_output and stretch is None:
         raise ImageReadError(path, "--linear_output needs a FITS input (there is no stretch to undo)")
     h, w = image.shape[:2]
-    if h < 2 or w < 2:
-        raise ImageReadError(path, f"image is {w}x{h} px; at least 2x2 is needed")
+    check_frame_size(path, w, h)
     with timed(clock, "colourise"):
         frame, was_colour = colour_frame(image, colorizer, options.size)
     del image

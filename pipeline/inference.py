@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from data.colour import rgb_to_luma
 from data.datasets import resize_image
-from data.io import ImageReadError, list_images, read_image
+from data.io import ImageReadError, check_frame_size, list_images, read_image
 from pipeline.models import LoadedModel
 
 # Largest frame faithful mode decodes (declared size, checked before decoding):
@@ -334,8 +334,7 @@ def load_grey(path: str, size: int) -> tuple[np.ndarray, bool]:
     """
     image = read_image(path, max_pixels=MAX_PIXELS)
     h, w = image.shape[:2]
-    if h < 2 or w < 2:
-        raise ImageReadError(path, f"image is {w}x{h} px; at least 2x2 is needed")
+    check_frame_size(path, w, h)
     if h * w > MAX_PIXELS:
         raise ImageReadError(path, f"image is {w}x{h} px; too large for the faithful 224-px mode")
     grey, was_colour = to_luminance(image)

@@ -1,20 +1,30 @@
 """One job's work and what became of it, shared by the serial run and the Dask workers.
 
 A run plans `pipeline.inference.Job`s; the work on a job (read the input,
-compute, write its files atomically into `--output`) returns an `Outcome`, a
-small picklable record; the run that owns `--output` then `account`s for it: it
-logs the job's line, appends it to the manifest and adds it to the `RunResult`.
-The serial loop (`pipeline.runner`) does both in one process; with Dask
+compute, write its files atomically into `--output`: a mode's `process`,
+`pipeline.modes`) returns an `Outcome`, a small picklable record; the run that
+owns `--output` then `account`s for it: it logs the job's line, appends it to
+the manifest and adds it to the `RunResult`. The serial loop
+(`pipeline.runner.drive`) does both in one process; with Dask
 (`pipeline.dask_executor`) the workers do the work and the client the
 accounting, so both write the same files and print the same lines.
 """
 from __future__ import annotations
 
 import dataclasses
+import errno as errnos
 import os
 from typing import Optional, Sequence
 
 import numpy as np
+
+#: Write errors after which every further output would fail too: the run stops.
+FATAL_WRITE_ERRNOS = {errnos.ENOSPC, errnos.EROFS, errnos.EDQUOT}
+
+
+def is_fatal(error: BaseException) -> bool:
+    """Whether a write's error stops the run (disk full, read-only, over quota)."""
+    return isinstance(error, OSError) and error.errno in FATAL_WRITE_ERRNOS
 
 
 @dataclasses.dataclass
@@ -30,6 +40,8 @@ class Outcome:
         extra: the other files written with the output (intermediate, residual map).
         was_colour: the input was a colour image (its luminance was used).
         fidelity: full mode's `pipeline.full.Fidelity` with `--report`.
+        recorded: the output's manifest entry is written already (the serial
+            faithful run's writer thread records each output as it writes it).
     """
 
     job: int
@@ -39,9 +51,11 @@ class Outcome:
     extra: list = dataclasses.field(default_factory=list)
     was_colour: bool = False
     fidelity: Optional[object] = None
+    recorded: bool = False
 
 
-def _write_failure(index: int, e: OSError, was_colour: bool = False) -> Outcome:
+def write_failure(index: int, e: OSError, was_colour: bool = False) -> Outcome:
+    """The outcome of job `index` whose output could not be written (`e`)."""
     return Outcome(index, reason=str(e.strerror or e), write_error=True, errno=e.errno, was_colour=was_colour)
 
 
@@ -109,64 +123,22 @@ def write_and_record(job, colour: np.ndarray, upscaled: np.ndarray, output_dir: 
     manifest.record(output_dir, [(job.source, job.output, [job.intermediate] if job.intermediate else [])])
 
 
-def faithful_written(job, index: int, was_colour: bool, error: Optional[OSError] = None) -> Outcome:
-    """The outcome of `write_faithful` for job `index`: written, or the write's error."""
+def faithful_written(job, index: int, was_colour: bool, error: Optional[OSError] = None,
+                     recorded: bool = False) -> Outcome:
+    """The outcome of `write_faithful` for job `index`: written (`recorded`: by `write_and_record`) or failed."""
     if error is not None:
-        return _write_failure(index, error, was_colour)
-    return Outcome(index, extra=[job.intermediate] if job.intermediate else [], was_colour=was_colour)
+        return write_failure(index, error, was_colour)
+    return Outcome(index, extra=[job.intermediate] if job.intermediate else [], was_colour=was_colour,
+                   recorded=recorded)
 
 
-def faithful_files(jobs: Sequence, loaded: Sequence, pipe, config) -> list[Outcome]:
-    """Faithful mode on one batch of jobs: one model call on the readable ones, then their PNGs written.
-
-    What a Dask task does (`faithful_compute`, then `write_faithful` in turn);
-    the serial run does the same with the writes overlapping the next batch.
-
-    Returns:
-        Outcomes in the order a run accounts for them: read failures first,
-        then each write; after a write error that stops the run (disk full,
-        read-only) the batch's remaining jobs get none.
-    """
-    from pipeline.runner import FATAL_WRITE_ERRNOS
-
-    outcomes, ready = faithful_compute(jobs, loaded, pipe, config)
-    for i, was_colour, c, u in ready:
-        try:
-            write_faithful(jobs[i], c, u)
-        except OSError as e:
-            outcomes.append(faithful_written(jobs[i], i, was_colour, e))
-            if e.errno in FATAL_WRITE_ERRNOS:
-                break
-            continue
-        outcomes.append(faithful_written(jobs[i], i, was_colour))
-    return outcomes
-
-
-def full_file(job, index: int, pipe, options, consistency: str = "auto", progress=None, clock=None) -> Outcome:
-    """Full mode on one job (`pipeline.full.process_full`); `options` is its `FullOptions`."""
-    from data.io import ImageReadError
-    from pipeline.full import process_full
-
-    try:
-        fidelity, was_colour = process_full(job.source, job.output, pipe.colorizer, pipe.upscaler, pipe.scale,
-                                            options, progress, consistency, clock)
-    except ImageReadError as e:
-        return Outcome(index, reason=e.reason)
-    except OSError as e:
-        return _write_failure(index, e)
-    extra = [os.path.splitext(job.output)[0] + "_residual.png"] if options.report and options.residual_map else []
-    return Outcome(index, extra=extra, was_colour=was_colour, fidelity=fidelity)
-
-
-def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows: Optional[list] = None,
-            recorded: bool = False) -> bool:
+def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows: Optional[list] = None) -> bool:
     """Logs a job's outcome, records a written one in the manifest and adds it to `result`.
 
     Args:
         job: the `Job` as the run planned it (its paths are the ones reported).
         mode: "faithful" or "full" (full mode notes each colour input).
         rows: receives `(job, fidelity)` of written jobs that have fidelity numbers.
-        recorded: the job's manifest entry was written already (`write_and_record`).
 
     Returns:
         True when the run must stop: a write failed because the disk is full
@@ -174,7 +146,6 @@ def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows
     """
     from data.io import ImageReadError, printable_path
     from pipeline import manifest
-    from pipeline.runner import FATAL_WRITE_ERRNOS
 
     errno = outcome.errno
     if outcome.reason is None:
@@ -182,10 +153,10 @@ def account(job, outcome: Outcome, output_dir: str, mode: str, result, log, rows
             result.notes.append(f"note: {job.source} is a colour image; its luminance was used.")
             log(result.notes[-1])
         try:
-            if not recorded:
+            if not outcome.recorded:
                 manifest.record(output_dir, [(job.source, job.output, outcome.extra)])
         except OSError as e:
-            outcome = _write_failure(outcome.job, e)
+            outcome = write_failure(outcome.job, e)
             errno = e.errno
         else:
             result.written.append(job.output)

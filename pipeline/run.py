@@ -13,13 +13,13 @@ the Python API (`pipeline.Pipeline`), so both give the same pixels.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Sequence
 
 from absl import app, flags
 
-from pipeline.runner import OutputError, RunConfig, run
+from pipeline.config import FullOptions, RunConfig
+from pipeline.runner import OutputError, run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "An image/FITS file, or a folder of them.")
@@ -83,24 +83,23 @@ def main(argv: Sequence[str]) -> int:
         raise app.UsageError("--input is required (an image/FITS file or a folder)")
     if FLAGS.executor != "dask" and (FLAGS.dask_scheduler or FLAGS.dask_workers):
         raise app.UsageError("--dask_scheduler and --dask_workers need --executor dask")
+    full = None
+    if FLAGS.mode == "full":
+        full = FullOptions(
+            size=FLAGS.size, tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, output_format=FLAGS.output_format,
+            tile_batch=FLAGS.batch_size,
+            linear_output=FLAGS.linear_output, report=FLAGS.report, residual_map=FLAGS.residual_map,
+            stretch=FLAGS.stretch, interval=FLAGS.interval, percentile=FLAGS.percentile)
     config = RunConfig(
         input=FLAGS.input, output=FLAGS.output, colorize_model=FLAGS.colorize_model,
         srgan_model=FLAGS.srgan_model, size=FLAGS.size, batch_size=FLAGS.batch_size,
         recursive=FLAGS.recursive, skip_existing=FLAGS.skip_existing,
-        save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress, mode=FLAGS.mode,
+        save_intermediate=FLAGS.save_intermediate, progress=FLAGS.progress, mode=FLAGS.mode, full=full,
         precision=FLAGS.precision, jit_compile=FLAGS.jit_compile, consistency=FLAGS.consistency,
         colour_temperature=FLAGS.colour_temperature, executor=FLAGS.executor,
         engine=FLAGS.engine,
         dask_scheduler=FLAGS.dask_scheduler, dask_workers=FLAGS.dask_workers,
     )
-    if FLAGS.mode == "full":
-        from pipeline.full import FullOptions
-
-        config = dataclasses.replace(config, full=FullOptions(
-            size=FLAGS.size, tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, output_format=FLAGS.output_format,
-            tile_batch=FLAGS.batch_size,
-            linear_output=FLAGS.linear_output, report=FLAGS.report, residual_map=FLAGS.residual_map,
-            stretch=FLAGS.stretch, interval=FLAGS.interval, percentile=FLAGS.percentile))
     from data.io import ImageReadError
     from pipeline.dask_executor import ClusterError
     from pipeline.models import ModelLoadError

@@ -3,19 +3,22 @@
 Faithful mode (the paper's sec. 5.2) and full-resolution mode; see `pipeline.run`
 for the command line. Never raises for a bad input file: each one is reported
 and the rest are processed.
+
+One run, whatever the mode or executor: the input is collected and checked
+(`_run`), the jobs are planned (`plan`: names, the manifest, `--skip_existing`),
+the mode (`pipeline.modes`) processes them, in this process or on Dask
+(`pipeline.dask_executor`), and one loop (`drive`) accounts for every outcome.
 """
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import sys
 import tempfile
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
-#: Write errors after which every further output would fail too: the run stops.
-FATAL_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+from pipeline.config import RunConfig
 
 
 class OutputError(OSError):
@@ -41,32 +44,6 @@ def check_output_folder(path: str) -> None:
             os.unlink(probe)
     except OSError as e:
         raise OutputError(e.errno, f"cannot write to output folder {path}: {e.strerror or e}") from e
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """Resolved settings of one pipeline run."""
-
-    input: str
-    output: str
-    colorize_model: Optional[str] = None  # None: the bundled default (pipeline.bundled)
-    srgan_model: Optional[str] = None  # None: the bundled default (pipeline.bundled)
-    size: int = 224
-    batch_size: int = 4
-    recursive: bool = False
-    skip_existing: bool = False
-    save_intermediate: bool = False
-    progress: Optional[bool] = None
-    mode: str = "faithful"
-    full: Optional[object] = None  # pipeline.full.FullOptions in full mode
-    precision: str = "float32"  # SR generator: float32 | mixed_float16 | mixed_bfloat16
-    jit_compile: bool = False  # SR generator compiled with XLA
-    consistency: str = "auto"  # pipeline.consistency mode: auto | bicubic | block | none
-    colour_temperature: Optional[float] = None  # classification colouriser's temperature (None: its export's)
-    executor: str = "serial"  # serial | dask (pipeline.dask_executor)
-    dask_scheduler: Optional[str] = None  # dask: join this scheduler (tcp://HOST:PORT); None: a local cluster
-    dask_workers: Optional[int] = None  # dask, local cluster: worker processes (None: one per CPU core)
-    engine: Optional[str] = None  # auto | savedmodel | litert (None: pipeline.models.DEFAULT_ENGINE)
 
 
 @dataclasses.dataclass
@@ -113,7 +90,11 @@ def run(config: RunConfig, log=print, *, sources: Optional[list] = None, pipelin
 
 
 def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> RunResult:
-    """Runs the faithful pipeline over `config.input`.
+    """Runs the pipeline over `config.input` in `config.mode`.
+
+    The input is collected and checked here, once, for both modes and both
+    executors; each job is then processed by the mode (`pipeline.modes`) and
+    accounted for by `drive`.
 
     Args:
         config: the run's settings.
@@ -126,14 +107,12 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
         because the disk is full or read-only stops the run (every later write
         would fail too); the unprocessed inputs are listed as failed.
     """
-    from tqdm import tqdm
-
     from data.io import ImageReadError
     from pipeline.api import Pipeline
-    from pipeline.inference import batched, collect_inputs, iter_loaded
-    from pipeline.outcome import (account, colour_note, faithful_compute, faithful_written, model_lines, summary,
-                                  write_and_record)
-    from pipeline.overlap import OrderedWriter, StageClock
+    from pipeline.inference import collect_inputs
+    from pipeline.modes import mode_of
+    from pipeline.outcome import model_lines
+    from pipeline.overlap import StageClock
 
     if config.size % 16:
         raise ValueError(f"--size must be a multiple of 16, got {config.size}")
@@ -149,10 +128,11 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
         log(f"no image files (PNG/JPEG/TIFF/GIF/BMP/WebP/FITS) in {config.input}")
         return result
     check_output_folder(config.output)
+    mode = mode_of(config)
     if client is not None or config.executor == "dask":
         from pipeline.dask_executor import run_dask
 
-        run_dask(config, sources, result, log, client)
+        run_dask(config, mode, sources, result, log, client)
         return result
     # The Python API's core: the command and `pipeline.Pipeline` compute alike.
     pipe = pipe or Pipeline.load(config.colorize_model, config.srgan_model, precision=config.precision,
@@ -160,60 +140,94 @@ def _run(config: RunConfig, log=print, sources=None, pipe=None, client=None) -> 
                                  engine=config.engine)
     for line in model_lines(pipe):
         log(line)
-    todo, full = plan(config, sources, pipe.scale, result, log)
-    show = sys.stderr.isatty() if config.progress is None else config.progress
-    if config.mode == "full":
-        _run_full(todo, pipe, full, config, result, show, log)
-        return result
-    bar = tqdm(total=len(todo), unit="img", desc="colourise+x%d" % pipe.scale, disable=not show)
-    start = time.perf_counter()
-    colour_notes = 0
-    stopped = False
+    todo = plan(config, mode, sources, pipe.scale, result, log)
     clock = StageClock()
+    progress = Progress(len(todo), mode.desc(pipe.scale), config.progress)
+    drive(mode.steps(todo, pipe, clock, progress.tiles), todo, mode, config, result, log, progress, clock)
+    return result
 
-    def settle(finished) -> bool:
-        """Accounts for finished writes in submission order; True when the run must stop."""
-        for (job, i, was_colour), error in finished:
-            if error is not None and not isinstance(error, OSError):
-                raise error
-            if account(job, faithful_written(job, i, was_colour, error), config.output, config.mode, result, log,
-                       recorded=True):
-                return True
-        return False
 
-    # Decoding of the next batch overlaps this batch's compute (`iter_loaded`), and the
-    # encoding/writing of this batch's outputs the next batch's compute (`OrderedWriter`).
-    fatal = lambda e: isinstance(e, OSError) and e.errno in FATAL_WRITE_ERRNOS  # noqa: E731
-    with OrderedWriter(depth=2 * max(1, config.batch_size), clock=clock, fatal=fatal) as writer:
-        for batch, loaded in iter_loaded(batched(todo, max(1, config.batch_size)), config.size, clock=clock):
-            failures, ready = faithful_compute(batch, loaded, pipe, config, clock)
-            for outcome in failures:
-                account(batch[outcome.job], outcome, config.output, config.mode, result, log)
-            for i, was_colour, c, u in ready:
-                colour_notes += was_colour
-                if settle(writer.submit((batch[i], i, was_colour), write_and_record, batch[i], c, u, config.output)):
+class Progress:
+    """The run's progress bar: jobs done (with images per second), and the tiles of a frame in the making.
+
+    Args:
+        total: jobs to do.
+        desc: the bar's label (the mode's).
+        show: True, False, or None for "when stderr is a terminal".
+    """
+
+    def __init__(self, total: int, desc: str, show: Optional[bool] = None) -> None:
+        from tqdm import tqdm
+
+        show = sys.stderr.isatty() if show is None else show
+        self.bar = tqdm(total=total, unit="img", desc=desc, disable=not show)
+        self.start = time.perf_counter()
+
+    def advance(self, jobs: int, written: int) -> None:
+        """`jobs` more done, `written` outputs so far."""
+        self.bar.update(jobs)
+        self.bar.set_postfix(img_per_s=f"{written / max(time.perf_counter() - self.start, 1e-9):.2f}")
+
+    def tiles(self, done: int, total: int) -> None:
+        """The frame in the making has `done` of its `total` SR tiles (full mode)."""
+        self.bar.set_postfix(tiles=f"{done}/{total}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def drive(steps: Iterator, todo: list, mode, config: RunConfig, result: RunResult, log, progress: Progress,
+          clock=None) -> None:
+    """The run loop of both modes and both executors: accounts for each job's outcome as it comes.
+
+    Logs each outcome's line, records it in the manifest, fills `result`,
+    stops at a write error after which every write would fail (disk full,
+    read-only: the jobs left are failed as not processed), and ends with the
+    mode's notes, full mode's `fidelity.csv` and the summary line.
+
+    Args:
+        steps: a mode's `steps` (or the Dask executor's): `(jobs finished,
+            [(job, Outcome), ...])`, outcomes in the order to account for them;
+            closed here when the run stops (dropping the work not yet done).
+        todo: the planned jobs (`plan`).
+        mode: the run's `pipeline.modes` mode.
+        progress: the run's bar (closed here).
+        clock: the run's `pipeline.overlap.StageClock` (None: no stage seconds).
+    """
+    from pipeline.outcome import account, summary, write_fidelity_csv
+
+    rows: list = []
+    colour_inputs = 0
+    stopped = False
+    try:
+        for advanced, outcomes in steps:
+            for job, outcome in outcomes:
+                colour_inputs += outcome.was_colour
+                if account(job, outcome, config.output, mode.name, result, log, rows):
                     stopped = True
                     break
             if stopped:
                 break
-            bar.update(len(batch))
-            bar.set_postfix(img_per_s=f"{len(result.written) / max(time.perf_counter() - start, 1e-9):.2f}")
-        if not stopped:
-            stopped = settle(writer.drain())
-    bar.close()
+            if advanced:
+                progress.advance(advanced, len(result.written))
+    finally:
+        steps.close()
+        progress.close()
     if stopped:
         _stop_notice(todo, result, log)
-    if colour_notes:
-        result.notes.append(colour_note(colour_notes))
-        log(result.notes[-1])
-    elapsed = time.perf_counter() - start
-    result.wall_seconds, result.stage_seconds = elapsed, dict(clock.seconds)
-    log(summary(result, elapsed, config.output, rate=True))
-    return result
+    for note in mode.closing_notes(colour_inputs):
+        result.notes.append(note)
+        log(note)
+    if rows:
+        position = {id(job): i for i, job in enumerate(todo)}
+        write_fidelity_csv(config.output, sorted(rows, key=lambda r: position[id(r[0])]))
+    elapsed = time.perf_counter() - progress.start
+    result.wall_seconds, result.stage_seconds = elapsed, dict(clock.seconds) if clock is not None else {}
+    log(summary(result, elapsed, config.output, rate=mode.rate))
 
 
-def plan(config: RunConfig, sources: list, scale: int, result: RunResult, log) -> tuple[list, Optional[object]]:
-    """The jobs still to do, and full mode's `FullOptions` (None in faithful mode).
+def plan(config: RunConfig, mode, sources: list, scale: int, result: RunResult, log) -> list:
+    """The jobs still to do, their outputs named for `mode` (`pipeline.modes`).
 
     Names each input's outputs (kept from the manifest where an earlier run
     named them), leaves out the tool's own outputs, deletes temporaries of dead
@@ -222,16 +236,6 @@ def plan(config: RunConfig, sources: list, scale: int, result: RunResult, log) -
     from pipeline import manifest
     from pipeline.inference import exclude_own_outputs, plan_jobs
 
-    full = config.full
-    if config.mode == "full" and full is None:
-        from pipeline.full import FullOptions
-
-        full = FullOptions(size=config.size)
-    ext = ".png"
-    if config.mode == "full":
-        from pipeline.full import output_extension
-
-        ext = output_extension(full)
     entries = manifest.read_manifest(config.output)
     sources, own = exclude_own_outputs(sources, config.input, config.output, manifest.recorded_outputs(entries))
     if own:
@@ -239,8 +243,7 @@ def plan(config: RunConfig, sources: list, scale: int, result: RunResult, log) -
         log(result.notes[-1])
     previous = {e["source"]: out for out, e in entries.items() if "source" in e}
     jobs = plan_jobs(sources, config.input, config.output, suffix=f"_colour_x{scale}",
-                     save_intermediate=config.save_intermediate and config.mode == "faithful", ext=ext,
-                     previous=previous)
+                     save_intermediate=mode.save_intermediate, ext=mode.ext, previous=previous)
     _remove_stale_temporaries(jobs)
     if config.skip_existing:
         # Skipped only when the manifest says the output was made from this very
@@ -250,7 +253,7 @@ def plan(config: RunConfig, sources: list, scale: int, result: RunResult, log) -
         result.skipped = [j.source for j, d in zip(jobs, done) if d]
     else:
         todo = jobs
-    return todo, (full if config.mode == "full" else None)
+    return todo
 
 
 def _remove_stale_temporaries(jobs) -> None:
@@ -291,34 +294,3 @@ def _stop_notice(jobs, result: "RunResult", log) -> None:
         result.failed.append((job.source, "not processed: the run stopped on an output write error"))
     log(f"error: stopped: the output cannot be written (disk full or read-only); {len(left)} input(s) not "
         "processed. Free space or pick another --output, then rerun with --skip_existing.")
-
-
-def _run_full(jobs, pipe, options, config, result, show, log) -> None:
-    """Full-resolution mode, one frame at a time, with a progress bar over tiles."""
-    from tqdm import tqdm
-
-    from pipeline.outcome import account, full_file, summary, write_fidelity_csv
-    from pipeline.overlap import StageClock
-
-    rows = []
-    clock = StageClock()
-    start = time.perf_counter()
-    for job in jobs:
-        bar = tqdm(total=0, unit="tile", desc=os.path.basename(job.source), disable=not show)
-
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
-
-        try:
-            outcome = full_file(job, 0, pipe, options, config.consistency, progress, clock)
-        finally:
-            bar.close()
-        if account(job, outcome, config.output, config.mode, result, log, rows):
-            _stop_notice(jobs, result, log)
-            break
-    if rows:
-        write_fidelity_csv(config.output, rows)
-    elapsed = time.perf_counter() - start
-    result.wall_seconds, result.stage_seconds = elapsed, dict(clock.seconds)
-    log(summary(result, elapsed, config.output, rate=False))

@@ -63,20 +63,16 @@ def iter_tiles(image, boxes: list[Box]) -> Iterator[tuple[Box, np.ndarray]]:
         yield box, np.asarray(image[box.top : box.top + box.height, box.left : box.left + box.width], np.float32)
 
 
-def _upscaled(image, boxes: list[Box], upscale, upscale_batch, batch_size: int):
-    """(box, upscaled tile) for `boxes`, in order, batching equal-sized tiles when asked."""
-    if upscale_batch is None or batch_size <= 1:
-        for box, lr in iter_tiles(image, boxes):
-            yield box, upscale(lr)
-        return
+def _upscaled(image, boxes: list[Box], upscale, batch_size: int):
+    """(box, upscaled tile) for `boxes`, in order: up to `batch_size` equal-sized tiles per `upscale` call."""
     pending: list = []
     for box, lr in iter_tiles(image, boxes):
-        if pending and (len(pending) == batch_size or pending[0][1].shape != lr.shape):
-            yield from zip([b for b, _ in pending], upscale_batch(np.stack([t for _, t in pending])))
+        if pending and (len(pending) >= batch_size or pending[0][1].shape != lr.shape):
+            yield from zip([b for b, _ in pending], upscale(np.stack([t for _, t in pending])))
             pending = []
         pending.append((box, lr))
     if pending:
-        yield from zip([b for b, _ in pending], upscale_batch(np.stack([t for _, t in pending])))
+        yield from zip([b for b, _ in pending], upscale(np.stack([t for _, t in pending])))
 
 
 def iter_upscaled_bands(
@@ -86,7 +82,6 @@ def iter_upscaled_bands(
     tile: int = 256,
     overlap: int = 16,
     progress: Optional[Callable[[int, int], None]] = None,
-    upscale_batch: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     batch_size: int = 1,
     clip: bool = True,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -98,16 +93,15 @@ def iter_upscaled_bands(
 
     Args:
         image: `[H, W, C]` float in [0, 1] (anything with numpy slicing and `.shape`).
-        upscale: maps a tile `[h, w, C]` to `[scale*h, scale*w, C]`.
+        upscale: maps a stack of equal-sized tiles `[N, h, w, C]` to
+            `[N, scale*h, scale*w, C]` (one tile is a stack of one).
         scale: the upscaling factor.
         tile: tile side in input px.
         overlap: least overlap between neighbouring tiles, in input px.
         progress: called with (tiles done, tiles total) after each tile.
-        upscale_batch: maps a stack of equal-sized tiles `[N, h, w, C]` to
-            `[N, scale*h, scale*w, C]`; with `batch_size` > 1 it replaces
-            `upscale`, so the model runs on up to `batch_size` tiles of a band
-            at once (fewer, larger calls).
-        batch_size: tiles per `upscale_batch` call.
+        batch_size: tiles of a band per `upscale` call, at most (fewer,
+            larger model calls; the tiles' results do not depend on it when
+            `upscale` treats each tile on its own).
         clip: clip the blended rows to [0, 1] (off for values in other units,
             e.g. a FITS frame's linear units).
 
@@ -129,7 +123,7 @@ def iter_upscaled_bands(
         if carry_acc is not None:
             acc[: carry_acc.shape[0]] += carry_acc
             wsum[: carry_w.shape[0]] += carry_w
-        for box, sr in _upscaled(image, band, upscale, upscale_batch, batch_size):
+        for box, sr in _upscaled(image, band, upscale, max(1, batch_size)):
             sr = np.asarray(sr, np.float32)
             expected = (box.height * scale, box.width * scale, c)
             if sr.shape != expected:
@@ -163,11 +157,12 @@ def upscale_tiled(
     overlap: int = 16,
     out: Optional[np.ndarray] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    batch_size: int = 1,
 ) -> np.ndarray:
     """`iter_upscaled_bands` gathered into one array `[scale*H, scale*W, C]` (or into `out`)."""
     h, w, c = image.shape
     if out is None:
         out = np.zeros((h * scale, w * scale, c), np.float32)
-    for top, end, rows in iter_upscaled_bands(image, upscale, scale, tile, overlap, progress):
+    for top, end, rows in iter_upscaled_bands(image, upscale, scale, tile, overlap, progress, batch_size):
         out[top * scale : end * scale] = rows
     return out

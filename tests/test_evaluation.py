@@ -91,3 +91,27 @@ def test_evaluate_writes_table_and_figures(tmp_path, real_images, tiny_exports):
     independent = ev.evaluate_sr(images, {"b": lambda lr: ev.pil_upscale(lr, 4, "bicubic")}, 4)[0]
     assert abs(bicubic.values["psnr_rgb"] - independent.values["psnr_rgb"]) < 1e-9
     assert len([f for f in result["files"] if f.endswith(".png")]) == 2
+
+
+def test_evaluate_finds_models_named_as_pipeline_run_names_them(tmp_path, real_images, tiny_exports, monkeypatch):
+    """`--colorize_model checkpoints/X` from a folder that has no checkpoints/: found in the model
+    search folders ($ASTRO_MODELS_DIR here), as pipeline.run finds it, not a cwd-relative failure."""
+    import shutil
+
+    from pipeline.evaluation import EvalConfig, evaluate
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_exports["colorize"], models / "tiny_colour")
+    shutil.copytree(tiny_exports["srgan"], models / "tiny_sr")
+    data = tmp_path / "data" / "test"
+    data.mkdir(parents=True)
+    shutil.copy(real_images[0], data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("ASTRO_MODELS_DIR", str(models))
+    monkeypatch.chdir(elsewhere)
+    result = evaluate(EvalConfig(data=str(tmp_path / "data"), output=str(tmp_path / "eval"),
+                                 colorize_model="checkpoints/tiny_colour", srgan_models=("checkpoints/tiny_sr",),
+                                 size=64, inception_weights="none", figures=0), log=lambda m: None)
+    # The SR rows name the export's folder: the one found under $ASTRO_MODELS_DIR.
+    assert any(r.method.startswith("SR model tiny_sr") for r in result["rows"])

@@ -189,8 +189,8 @@ def test_blended_tiles_equal_the_untiled_result(h, w, tile, scale, seed, data):
     overlap = data.draw(st.integers(0, (tile - 1) // 2))
     image = np.random.default_rng(seed).random((h, w, 3), dtype=np.float32)
 
-    def nearest(x):
-        return np.repeat(np.repeat(x, scale, axis=0), scale, axis=1)
+    def nearest(x):  # a stack of tiles [N, h, w, C], or one image [h, w, C]
+        return np.repeat(np.repeat(x, scale, axis=-3), scale, axis=-2)
 
     out = np.full((h * scale, w * scale, 3), -1.0, np.float32)
     covered = np.zeros(h, np.int32)
@@ -238,20 +238,22 @@ def test_batched_tiles_equal_one_by_one(h, w, tile, batch, seed, data):
     """Batching the tiles of a band changes how many model calls there are, not the result."""
     overlap = data.draw(st.integers(0, (tile - 1) // 2))
     image = np.random.default_rng(seed).random((h, w, 3), dtype=np.float32)
-    calls = []
+    calls: dict = {1: [], batch: []}
 
-    def one(x):
-        return np.repeat(np.repeat(x, 2, axis=0), 2, axis=1) ** 2
+    def upscaler(most):
+        def many(xs):
+            calls[most].append(len(xs))
+            assert 1 <= len(xs) <= most
+            return np.stack([np.repeat(np.repeat(x, 2, axis=0), 2, axis=1) ** 2 for x in xs])
 
-    def many(xs):
-        calls.append(len(xs))
-        assert 1 <= len(xs) <= batch
-        return np.stack([one(x) for x in xs])
+        return many
 
-    single = [rows for _, _, rows in iter_upscaled_bands(image, one, 2, tile, overlap)]
-    batched = [rows for _, _, rows in iter_upscaled_bands(image, one, 2, tile, overlap, upscale_batch=many,
+    single = [rows for _, _, rows in iter_upscaled_bands(image, upscaler(1), 2, tile, overlap)]
+    batched = [rows for _, _, rows in iter_upscaled_bands(image, upscaler(batch), 2, tile, overlap,
                                                           batch_size=batch)]
     assert len(single) == len(batched)
     for a, b in zip(single, batched):
         np.testing.assert_allclose(a, b, atol=1e-6)
-    assert sum(calls) == len(plan_tiles(h, w, tile, overlap))
+    tiles = len(plan_tiles(h, w, tile, overlap))
+    assert sum(calls[1]) == sum(calls[batch]) == tiles
+    assert len(calls[1]) == tiles  # one tile a call by default

@@ -78,6 +78,26 @@ def test_bicubic_consistency_reaches_60_db():
     assert consistency_psnr(fixed, lr, 4, "bicubic") >= 60
 
 
+@pytest.mark.parametrize("operator", ["bicubic", "block"])
+def test_back_projection_on_the_lr_grid_equals_the_steps_at_sr_resolution(operator):
+    """`back_project` runs the residual's recursion on the LR grid; it must give the literal steps'
+    result `sr <- sr + up(lr - down(sr))` (then block's exact nearest-neighbour step)."""
+    from pipeline.consistency import ITERATIONS, _bicubic_up
+
+    rng = np.random.default_rng(5)
+    lr = rng.random((9, 13, 3), dtype=np.float32)
+    sr = rng.random((36, 52, 3), dtype=np.float32)
+    literal = sr.copy()
+    for _ in range(ITERATIONS):
+        literal += _bicubic_up(lr - degrade(literal, 4, operator), 4)
+    if operator == "block":
+        literal += np.repeat(np.repeat(lr - degrade(literal, 4, operator), 4, 0), 4, 1)
+    # Same linear maps in another order: float32 rounding (6e-8 relative) of values <= ~2, summed over
+    # 10 steps of ~25-tap dot products, stays under 10 * 25 * 6e-8 * 2 = 3e-5.
+    np.testing.assert_allclose(back_project(sr, lr, 4, operator), literal, atol=3e-5)
+    assert np.abs(literal - sr).max() > 0.1  # the correction is not trivially zero
+
+
 def test_operator_for_modes():
     assert operator_for("auto", is_raw_frame=True) == "block"
     assert operator_for("auto", is_raw_frame=False) == "bicubic"

@@ -11,13 +11,15 @@ from data.tiles import Box
 
 
 def _bicubic(x):
+    """x4 bicubic of a stack of tiles `[N, h, w, C]`, or of one image `[h, w, C]`."""
     import tensorflow as tf
 
-    return np.clip(tf.image.resize(x[None], (x.shape[0] * 4, x.shape[1] * 4), "bicubic")[0].numpy(), 0, 1)
+    return np.clip(tf.image.resize(x, (x.shape[-3] * 4, x.shape[-2] * 4), "bicubic").numpy(), 0, 1)
 
 
 def _nearest(x):
-    return np.repeat(np.repeat(x, 4, 0), 4, 1)
+    """x4 nearest neighbour of a stack of tiles `[N, h, w, C]`, or of one image `[h, w, C]`."""
+    return np.repeat(np.repeat(x, 4, -3), 4, -2)
 
 
 def test_tiles_blend_to_the_untiled_result(real_images):
