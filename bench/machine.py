@@ -77,16 +77,10 @@ def cpu_peak(flags: str, cores: int, mhz: float) -> tuple[float, str]:
 
 def cpu_peak_gflops() -> tuple[float, str]:
     """This process's peak: `cpu_peak` for its CPU's flags, the cores it may use and their clock."""
-    from common.litert import available_cores
+    from common.litert import available_cores, cpu_flags
 
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((l.split(":", 1)[1] for l in f if l.startswith("flags")), "")
-    except OSError:
-        pass
     mhz, where = cpu_clock_mhz()
-    peak, how = cpu_peak(flags, available_cores(), mhz)
+    peak, how = cpu_peak(" ".join(sorted(cpu_flags())), available_cores(), mhz)
     return peak, f"{how}; clock from {where}; cores = os.sched_getaffinity"
 
 

@@ -78,6 +78,8 @@ class LoadedModel:
         extra = f", {steps} steps" if steps is not None else ""
         if self.engine == "litert":
             extra += f", LiteRT XNNPACK, {self.fn.num_threads} threads"
+        else:
+            extra += ", TensorFlow SavedModel"
         return f"{name} from {self.path}{extra}" + ("" if self.trained else " [UNTRAINED: random weights]")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -91,7 +93,8 @@ class LoadedModel:
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-#: Inference engines: `auto` (LiteRT on CPU when a valid flatbuffer is there, else the
+#: Inference engines: `auto` (LiteRT on a CPU where XNNPACK is the faster engine,
+#: `common.litert.xnnpack_preferred`, when a valid flatbuffer is there; else the
 #: SavedModel), `savedmodel` (TensorFlow runs the SavedModel), `litert` (the flatbuffer).
 ENGINES = ("auto", "savedmodel", "litert")
 #: The engine `pipeline.run --engine`, `RunConfig` and `Pipeline.load` use by default.
@@ -119,9 +122,10 @@ def load_model(path: str, kind: str, precision: str = "float32", jit_compile: bo
             the annealed-mean temperature > 0 instead of the export's default
             (its `config.json` `temperature`): lower is more saturated.
         engine: one of `ENGINES`. `auto` takes the export's LiteRT flatbuffer
-            (`common.litert`, XNNPACK on the available cores) when it is valid
-            and the model runs on the CPU with default options, else the
-            SavedModel; `litert` insists on the flatbuffer.
+            (`common.litert`, XNNPACK on the available cores) when it is valid,
+            the model runs on the CPU with default options and the CPU is one
+            where XNNPACK was measured faster (`common.litert.xnnpack_preferred`:
+            no AVX-512), else the SavedModel; `litert` insists on the flatbuffer.
 
     Raises:
         ModelLoadError: the folder is missing, is not a SavedModel, or lacks
@@ -157,7 +161,7 @@ def _litert_or_none(path: str, kind: str, engine: str, device: Optional[str], pr
     Raises:
         ModelLoadError: `litert` asked for but not possible (the reason named).
     """
-    from common.litert import FLATBUFFER, LiteRTError, LiteRTRunner, flatbuffer_problem
+    from common.litert import FLATBUFFER, LiteRTError, LiteRTRunner, flatbuffer_problem, xnnpack_preferred
 
     if kind not in _OUTPUT_KEYS:
         raise ValueError(f"unknown model kind {kind!r}")
@@ -170,6 +174,8 @@ def _litert_or_none(path: str, kind: str, engine: str, device: Optional[str], pr
         blocker = "a colour temperature needs the SavedModel's with_temperature signature"
     elif not os.path.isdir(path):
         return None  # `_load` reports the missing folder
+    elif engine == "auto" and not xnnpack_preferred()[0]:
+        return None  # this CPU runs the SavedModel faster (`common.litert.xnnpack_preferred`)
     else:
         config = _read_config(path)
         blocker = flatbuffer_problem(path, config)
