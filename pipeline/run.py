@@ -59,8 +59,9 @@ flags.DEFINE_float("colour_temperature", None,
                    "Other colourisers refuse it.")
 flags.DEFINE_enum("engine", None, ["auto", "savedmodel", "litert"],
                   "Inference engine (default auto): auto = the export's LiteRT flatbuffer (model.tflite, XNNPACK "
-                  "on the available cores) on a CPU when it is there and valid, else the SavedModel (always on a "
-                  "GPU); savedmodel = TensorFlow runs the SavedModel; litert = the flatbuffer or an error.")
+                  "on the available cores) on a CPU without AVX-512 when it is there and valid, else the "
+                  "SavedModel (on a GPU, and on AVX-512 CPUs, where TensorFlow was measured faster); savedmodel = "
+                  "TensorFlow runs the SavedModel; litert = the flatbuffer or an error.")
 flags.DEFINE_enum("consistency", "auto", ["auto", "bicubic", "block", "none"],
                   "Correct the SR output so that degrading it again gives its input (back-projection, Irani & "
                   "Peleg 1991; not in the paper): auto = antialiased bicubic for pictures and faithful mode, 4x4 "
