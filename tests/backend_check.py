@@ -88,6 +88,22 @@ def srgan_check(data_dir: str, workdir: str) -> dict:
             "samples": sorted(os.listdir(os.path.join(workdir, "straight", "samples")))}
 
 
+def run_under_jax(which: str, data_dir: str, workdir: str) -> dict:
+    """This script's JSON for `which` (colorize | srgan), run in a fresh process with `KERAS_BACKEND=jax` on the CPU.
+
+    Raises:
+        AssertionError: the process failed (its stderr's tail in the message).
+    """
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    res = subprocess.run([sys.executable, os.path.abspath(__file__), which, data_dir, workdir], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 if __name__ == "__main__":
     which, data, work = sys.argv[1:4]
     print(json.dumps({"colorize": colorize_check, "srgan": srgan_check}[which](data, work)))

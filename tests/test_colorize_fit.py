@@ -194,15 +194,9 @@ def test_trains_and_resumes_exactly_under_jax(prepared, tmp_path):
     Tolerance 1e-5 absolute, the size of `test_a_resumed_run_equals_an_uninterrupted_one`'s (the resumed run
     compiles its steps afresh; XLA may order float32 sums differently)."""
     pytest.importorskip("jax")
-    import subprocess
-    import sys
+    from backend_check import run_under_jax
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    res = subprocess.run([sys.executable, os.path.join(root, "tests", "backend_check.py"), "colorize", prepared,
-                          str(tmp_path)], cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = run_under_jax("colorize", prepared, str(tmp_path))
     assert out["backend"] == "jax"
     assert out["after"] < 0.5 * out["before"], out
     assert len(out["losses"]) == 8 and np.isfinite(out["losses"]).all()

@@ -244,15 +244,9 @@ def test_trains_and_resumes_exactly_under_jax(tmp_path, sr_data):
     uninterrupted run's generator. Tolerance 1e-5: the resumed run compiles its steps afresh (XLA may
     order float32 sums differently)."""
     pytest.importorskip("jax")
-    import subprocess
-    import sys
+    from backend_check import run_under_jax
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    res = subprocess.run([sys.executable, os.path.join(root, "tests", "backend_check.py"), "srgan", sr_data,
-                          str(tmp_path)], cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    _check_backend_run(json.loads(res.stdout.strip().splitlines()[-1]), "jax")
+    _check_backend_run(run_under_jax("srgan", sr_data, str(tmp_path)), "jax")
 
 
 def test_sr_pairs_are_the_tf_data_ones(real_images):
