@@ -19,6 +19,8 @@ from data.io import MAX_PIXELS, ImageReadError, _check_file, _one_line, _warn, c
 
 STRETCHES = ("asinh", "linear", "sqrt", "log")
 INTERVALS = ("percentile", "zscale", "minmax")
+#: The display stretch every FITS reader and full mode default to (written once here).
+DEFAULT_STRETCH, DEFAULT_INTERVAL, DEFAULT_PERCENTILE, DEFAULT_ASINH_A = "asinh", "percentile", 99.5, 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,10 +101,10 @@ class FitsImage:
 def fit_stretch(
     path: str,
     raw: np.ndarray,
-    stretch: str = "asinh",
-    interval: str = "percentile",
-    percentile: float = 99.5,
-    a: float = 0.1,
+    stretch: str = DEFAULT_STRETCH,
+    interval: str = DEFAULT_INTERVAL,
+    percentile: float = DEFAULT_PERCENTILE,
+    a: float = DEFAULT_ASINH_A,
 ) -> Stretch:
     """Chooses the display interval for raw data and returns the `Stretch`.
 
@@ -223,10 +225,10 @@ def _read_fits_data(path: str, hdu: Optional[int], max_pixels: int):
 
 def read_fits(
     path: str,
-    stretch: str = "asinh",
-    interval: str = "percentile",
-    percentile: float = 99.5,
-    a: float = 0.1,
+    stretch: str = DEFAULT_STRETCH,
+    interval: str = DEFAULT_INTERVAL,
+    percentile: float = DEFAULT_PERCENTILE,
+    a: float = DEFAULT_ASINH_A,
     hdu: Optional[int] = None,
     max_pixels: int = MAX_PIXELS,
 ) -> FitsImage:
@@ -277,10 +279,10 @@ def _stretched(path, data, header, index, plane, stretch, interval, percentile, 
 def fits_image_from_hdus(
     hdul,
     name: str = "<HDUList>",
-    stretch: str = "asinh",
-    interval: str = "percentile",
-    percentile: float = 99.5,
-    a: float = 0.1,
+    stretch: str = DEFAULT_STRETCH,
+    interval: str = DEFAULT_INTERVAL,
+    percentile: float = DEFAULT_PERCENTILE,
+    a: float = DEFAULT_ASINH_A,
     hdu: Optional[int] = None,
     max_pixels: int = MAX_PIXELS,
 ) -> FitsImage:

@@ -1,6 +1,6 @@
 """The settings of a pipeline run: `RunConfig`, and full mode's `FullOptions` inside it.
 
-Plain dataclasses, no TensorFlow or numpy: the command (`pipeline.run`), the
+Plain dataclasses, no TensorFlow: the command (`pipeline.run`), the
 Python API (`pipeline.api_inputs.split_options`), compose and the Dask
 workers all build and pass these. A `RunConfig` is consistent by
 construction: in full mode `full` holds the `FullOptions` (made from `size`
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Optional
+
+from data.fits_io import DEFAULT_INTERVAL, DEFAULT_PERCENTILE, DEFAULT_STRETCH
 
 #: The run's modes: faithful (the paper's sec. 5.2) and full resolution.
 MODES = ("faithful", "full")
@@ -27,9 +29,9 @@ class FullOptions:
     linear_output: bool = False
     report: bool = False
     residual_map: bool = False
-    stretch: str = "asinh"
-    interval: str = "percentile"
-    percentile: float = 99.5
+    stretch: str = DEFAULT_STRETCH
+    interval: str = DEFAULT_INTERVAL
+    percentile: float = DEFAULT_PERCENTILE
     tile_batch: int = 4  # tiles of a band upscaled per model call
 
 

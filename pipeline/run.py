@@ -18,6 +18,7 @@ from typing import Sequence
 
 from absl import app, flags
 
+from data.fits_io import INTERVALS, STRETCHES
 from pipeline.config import FullOptions, RunConfig
 from pipeline.runner import OutputError, run
 
@@ -46,9 +47,9 @@ flags.DEFINE_boolean("linear_output", False, "full mode, FITS in and out: write 
                      "(the recorded stretch undone) instead of [0,1] display values.")
 flags.DEFINE_boolean("report", False, "full mode: write fidelity.csv (luminance kept, flux consistency).")
 flags.DEFINE_boolean("residual_map", False, "full mode with --report: also write <name>_residual.png.")
-flags.DEFINE_enum("stretch", "asinh", ["asinh", "linear", "sqrt", "log"], "Stretch for FITS input.")
-flags.DEFINE_enum("interval", "percentile", ["percentile", "zscale", "minmax"], "Interval for FITS input.")
-flags.DEFINE_float("percentile", 99.5, "Central percentage kept by the percentile interval.")
+flags.DEFINE_enum("stretch", FullOptions.stretch, list(STRETCHES), "Stretch for FITS input.")
+flags.DEFINE_enum("interval", FullOptions.interval, list(INTERVALS), "Interval for FITS input.")
+flags.DEFINE_float("percentile", FullOptions.percentile, "Central percentage kept by the percentile interval.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "SR generator precision: float32 runs the exported graph; mixed_* rebuild the generator under "
                   "that Keras policy (GPUs; measured slower on our 2-core CPU, see bench/).")
