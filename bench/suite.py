@@ -192,7 +192,7 @@ def run_section(name: str, repeats: int, train_steps: int) -> dict:
             out_mp = len(paths) * (LR * SCALE) ** 2 / 1e6
             from common.litert import xnnpack_preferred
 
-            auto = "litert" if xnnpack_preferred()[0] else "savedmodel"
+            auto = "litert" if xnnpack_preferred() else "savedmodel"
             for engine in ("litert", "savedmodel"):
                 _run_pipeline(inputs, engine)  # warm-up (and models' first calls)
                 runs = sorted((_run_pipeline(inputs, engine) for _ in range(max(1, repeats))),

@@ -71,23 +71,21 @@ def cpu_flags() -> frozenset:
     return frozenset(line.split(":", 1)[1].split()) if ":" in line else frozenset()
 
 
-def xnnpack_preferred(flags: Optional[frozenset] = None) -> tuple[bool, str]:
-    """Whether `--engine auto` should run a flatbuffer (XNNPACK) rather than the SavedModel on this CPU, and why.
+def xnnpack_preferred(flags: Optional[frozenset] = None) -> bool:
+    """Whether `--engine auto` should run a flatbuffer (XNNPACK) rather than the SavedModel on this CPU.
 
     Measured side by side, the same weights on both engines: on a 2-core AMD CPU with
     AVX2 only, XNNPACK ran the default SR generator 2.2x faster than TensorFlow;
     on a 2-core Intel Xeon with AVX-512, TensorFlow (oneDNN's AVX-512 kernels) was
-    the faster for every model (1.1-1.6x) and for the whole faithful pipeline (1.3x),
-    see bench/results.md. So: the SavedModel where the CPU has AVX-512, XNNPACK
-    elsewhere (and where the flags are unknown). `--engine` overrides it.
+    the faster for every SR model (1.15-1.36x idle, more under load) and for the
+    whole faithful pipeline (1.42x), see bench/results.md. So: the SavedModel where
+    the CPU has AVX-512, XNNPACK elsewhere (and where the flags are unknown).
+    `--engine` overrides it.
 
     Args:
         flags: CPU flags (default: `cpu_flags()`).
     """
-    flags = cpu_flags() if flags is None else flags
-    if "avx512f" in flags:
-        return False, "AVX-512 CPU: TensorFlow's oneDNN kernels were faster than XNNPACK"
-    return True, "no AVX-512: XNNPACK was faster than TensorFlow"
+    return "avx512f" not in (cpu_flags() if flags is None else flags)
 
 
 def saved_model_digest(folder: str) -> str:

@@ -174,7 +174,7 @@ def _litert_or_none(path: str, kind: str, engine: str, device: Optional[str], pr
         blocker = "a colour temperature needs the SavedModel's with_temperature signature"
     elif not os.path.isdir(path):
         return None  # `_load` reports the missing folder
-    elif engine == "auto" and not xnnpack_preferred()[0]:
+    elif engine == "auto" and not xnnpack_preferred():
         return None  # this CPU runs the SavedModel faster (`common.litert.xnnpack_preferred`)
     else:
         config = _read_config(path)

@@ -75,9 +75,9 @@ def test_one_cached_interpreter_per_shape(residual_export):
 def test_xnnpack_is_preferred_only_without_avx512():
     from common.litert import xnnpack_preferred
 
-    assert xnnpack_preferred(frozenset({"sse2", "avx", "avx2", "fma"}))[0] is True
-    assert xnnpack_preferred(frozenset({"avx2", "fma", "avx512f", "avx512bw"}))[0] is False
-    assert xnnpack_preferred(frozenset())[0] is True  # flags unknown: the flatbuffer
+    assert xnnpack_preferred(frozenset({"sse2", "avx", "avx2", "fma"})) is True
+    assert xnnpack_preferred(frozenset({"avx2", "fma", "avx512f", "avx512bw"})) is False
+    assert xnnpack_preferred(frozenset()) is True  # flags unknown: the flatbuffer
 
 
 def test_auto_picks_litert_where_xnnpack_is_faster_and_savedmodel_otherwise(residual_export, tmp_path,
@@ -90,6 +90,7 @@ def test_auto_picks_litert_where_xnnpack_is_faster_and_savedmodel_otherwise(resi
     monkeypatch.setattr(common.litert, "cpu_flags", lambda: frozenset({"avx2", "fma", "avx512f"}))
     assert load_model(residual_export, "srgan", engine="auto", device="cpu").engine == "savedmodel"
     assert load_model(residual_export, "srgan", engine="litert", device="cpu").engine == "litert"  # asked for
+    # The rest on a CPU where auto would take the flatbuffer: what else makes it take the SavedModel.
     monkeypatch.setattr(common.litert, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert load_model(residual_export, "srgan", engine="savedmodel").engine == "savedmodel"
     bare = str(tmp_path / "bare")
