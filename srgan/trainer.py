@@ -107,21 +107,20 @@ def evaluate_dev(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scal
     export. SSIM (`common.metrics`, TensorFlow's) is left out where TensorFlow
     is not installed.
     """
-    try:
-        from common.metrics import psnr, ssim
-    except ImportError:
-        psnr = ssim = None
+    import importlib.util
+
+    from common.metrics import psnr, ssim
+
+    with_ssim = importlib.util.find_spec("tensorflow") is not None
     sums, n = {}, 0
     for s in range(0, len(hr), batch):
         h = hr[s:s + batch]
         lr = degrade(h, block[s:s + batch], scale)
         sr = ops.convert_to_numpy(sr_output(generator(lr, training=False)))
         bic = ops.convert_to_numpy(_bicubic_up(lr, h.shape[1]))
-        if psnr is not None:
-            values = {"psnr": psnr(h, sr), "ssim": ssim(h, sr), "psnr_bicubic": psnr(h, bic)}
-        else:  # common.metrics.psnr's formula: per-image 10 log10(1 / MSE), MSE floored at 1e-10
-            per = lambda x: 10 * np.log10(1 / np.maximum(np.mean((h - x) ** 2, axis=(1, 2, 3)), 1e-10))  # noqa: E731
-            values = {"psnr": per(sr).mean(), "psnr_bicubic": per(bic).mean()}
+        values = {"psnr": psnr(h, sr), "psnr_bicubic": psnr(h, bic)}
+        if with_ssim:
+            values["ssim"] = ssim(h, sr)
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + float(np.asarray(v)) * len(h)
         n += len(h)
