@@ -24,9 +24,9 @@ import numpy as np
 from keras import ops
 
 from common.files import atomic_write_bytes
+from common.training import read_best
 
 STATE_DIR, WEIGHTS_DIR, BEST_DIR = "state", "weights", "best"
-
 
 
 def _optimizer_arrays(optimizer) -> dict:
@@ -122,10 +122,9 @@ def weights_file(workdir: str, checkpoint: str = "latest", model: str = "model")
         if folder:
             return os.path.join(folder, f"{model}.weights.h5"), state_step(folder)
     elif checkpoint == "best":
-        path = os.path.join(workdir, BEST_DIR, "best.json")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return os.path.join(workdir, BEST_DIR, "model.weights.h5"), int(json.load(f)["step"])
+        record = read_best(os.path.join(workdir, BEST_DIR))
+        if record:
+            return os.path.join(workdir, BEST_DIR, "model.weights.h5"), int(record["step"])
     else:
         path = os.path.join(workdir, WEIGHTS_DIR, f"step_{int(checkpoint):07d}.weights.h5")
         if os.path.isfile(path):
