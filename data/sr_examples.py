@@ -12,8 +12,12 @@ seeded by (seed, step), so a resumed run continues it.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from keras import ops
+
+from data.fits_io import DEFAULT_ASINH_A
 
 #: How LR crops are made from HR (`srgan.config` `degradation`; `data.datasets.degrade` too).
 DEGRADATIONS = ("bicubic", "block", "mixed")
@@ -73,7 +77,7 @@ def _block_flags(rng: np.random.Generator, n: int, degradation: str) -> np.ndarr
     return np.full(n, 1.0 if degradation == "block" else 0.0, np.float32)
 
 
-def degrade(hr, block, scale: int):
+def degrade(hr, block, scale: int, block_linear: bool = False):
     """The LR of each HR crop: antialiased bicubic, or (where `block` is 1) the mean of scale x scale blocks.
 
     Both rounded to 8-bit levels, as real 8-bit inputs are.
@@ -82,6 +86,14 @@ def degrade(hr, block, scale: int):
         hr: `[B, H, W, 3]` in [0, 1], H and W multiples of `scale`.
         block: `[B]` 0/1.
         scale: integer factor.
+        block_linear: take the block means in linear units: the crop is read as
+            display values of the FITS readers' default stretch (asinh,
+            a = `data.fits_io.DEFAULT_ASINH_A`), undone, averaged, stretched
+            again (`asinh_linear` / `asinh_display`). That is how a raw frame's
+            bigger pixel reaches the network in full mode (its LR is the stretch
+            of the summed light, not the mean of stretched values), and the
+            operator full mode's consistency step assumes. False: means of the
+            display values.
 
     Returns:
         `[B, H/scale, W/scale, 3]` float32 in [0, 1].
@@ -89,9 +101,21 @@ def degrade(hr, block, scale: int):
     hr = ops.cast(hr, "float32")
     h, w = int(hr.shape[1]) // scale, int(hr.shape[2]) // scale
     bicubic = ops.clip(ops.image.resize(hr, (h, w), interpolation="bicubic", antialias=True), 0.0, 1.0)
-    blocks = ops.mean(ops.reshape(hr, (-1, h, scale, w, scale, 3)), axis=(2, 4))
+    source = asinh_linear(hr) if block_linear else hr
+    blocks = ops.mean(ops.reshape(source, (-1, h, scale, w, scale, 3)), axis=(2, 4))
+    blocks = asinh_display(blocks) if block_linear else blocks
     lr = ops.where(ops.reshape(ops.cast(block, "float32"), (-1, 1, 1, 1)) > 0.5, blocks, bicubic)
     return ops.round(ops.clip(lr, 0.0, 1.0) * 255.0) / 255.0
 
 
-__all__ = ["DEGRADATIONS", "random_hr_crops", "central_hr_crops", "degrade"]
+def asinh_linear(display, a: float = DEFAULT_ASINH_A):
+    """Display values in [0, 1] -> linear [0, 1]: the inverse of astropy's `AsinhStretch(a)`, a * sinh(y asinh(1/a))."""
+    return a * ops.sinh(ops.cast(display, "float32") * math.asinh(1.0 / a))
+
+
+def asinh_display(linear, a: float = DEFAULT_ASINH_A):
+    """Linear [0, 1] -> display [0, 1]: astropy's `AsinhStretch(a)`, asinh(x / a) / asinh(1 / a)."""
+    return ops.arcsinh(ops.cast(linear, "float32") / a) / math.asinh(1.0 / a)
+
+
+__all__ = ["DEGRADATIONS", "random_hr_crops", "central_hr_crops", "degrade", "asinh_linear", "asinh_display"]

@@ -47,6 +47,12 @@ class SRGANConfig:
         "block (means of scale x scale pixels: a detector with bigger pixels, as raw frames are binned), or "
         "mixed (either, drawn per example)."
     ), choices=DEGRADATIONS)
+    block_linear: bool = setting(False, help=(
+        "Take block-mean LR in linear units (the display crop read as the FITS readers' default asinh "
+        "stretch, undone, averaged, stretched again): how a raw frame's bigger pixel reaches the network in "
+        "full mode, and the operator its consistency step assumes. Off: means of display values (the "
+        "default models up to the consistency issue)."
+    ))
     hr_size: int = setting(96, help="HR crop side (paper/Ledig: 96, LR 24).")
     batch_size: int = setting(16, help="Batch size (Ledig: 16).")
     learning_rate: float = setting(1e-4, help="Adam learning rate (paper sec. 5.1: 1e-4).")

@@ -124,7 +124,7 @@ class SRGANFit(Prebuilt, keras.Model):
 
     def _lr(self, data):
         hr, block = data[0], data[1]
-        return degrade(hr, block, self.config.scale), ops.cast(hr, "float32")
+        return degrade(hr, block, self.config.scale, self.config.block_linear), ops.cast(hr, "float32")
 
     def _generator_loss(self, hr, sr, fake_logits) -> dict:
         c = self.config

@@ -100,12 +100,13 @@ def _bicubic_up(lr, size: int):
     return ops.clip(ops.image.resize(lr, (size, size), interpolation="bicubic"), 0.0, 1.0)
 
 
-def evaluate_dev(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scale: int, batch: int = 8) -> dict:
+def evaluate_dev(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scale: int, batch: int = 8,
+                 block_linear: bool = False) -> dict:
     """Dev PSNR/SSIM ([0, 1] scale, dB) of the generator and PSNR of bicubic, per-image means.
 
     Batch norm in inference mode (paper 5.1); SR clipped to [0, 1] like the
     export. SSIM (`common.metrics`, TensorFlow's) is left out where TensorFlow
-    is not installed.
+    is not installed. `block_linear` as in `data.sr_examples.degrade`.
     """
     import importlib.util
 
@@ -115,7 +116,7 @@ def evaluate_dev(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scal
     sums, n = {}, 0
     for s in range(0, len(hr), batch):
         h = hr[s:s + batch]
-        lr = degrade(h, block[s:s + batch], scale)
+        lr = degrade(h, block[s:s + batch], scale, block_linear)
         sr = ops.convert_to_numpy(sr_output(generator(lr, training=False)))
         bic = ops.convert_to_numpy(_bicubic_up(lr, h.shape[1]))
         values = {"psnr": psnr(h, sr), "psnr_bicubic": psnr(h, bic)}
@@ -127,9 +128,10 @@ def evaluate_dev(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scal
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
-def _sample_strip(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scale: int) -> np.ndarray:
+def _sample_strip(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scale: int,
+                  block_linear: bool = False) -> np.ndarray:
     """One pair as one `[H, 3W, 3]` image in [0, 1]: bicubic | SR | HR."""
-    lr = degrade(hr[:1], block[:1], scale)
+    lr = degrade(hr[:1], block[:1], scale, block_linear)
     sr = ops.convert_to_numpy(sr_output(generator(lr, training=False)))[0]
     bic = ops.convert_to_numpy(_bicubic_up(lr, hr.shape[1]))[0]
     return np.concatenate([bic, sr, hr[0]], axis=1)
@@ -256,11 +258,12 @@ def _train(config: SRGANConfig, workdir: str, strategy, chief: bool) -> TrainRes
             evaluation = None
             if dev is not None:
                 evaluation = Evaluation(step, config.steps, config.eval_every,
-                                        lambda: evaluate_dev(m.generator, *dev, config.scale), summaries, record)
+                                        lambda: evaluate_dev(m.generator, *dev, config.scale,
+                                                             block_linear=config.block_linear), summaries, record)
                 callbacks.append(evaluation)
             if chief:
                 callbacks.append(Samples(step, stop, config.sample_every,
-                                         lambda: _sample_strip(m.generator, *sample, config.scale),
+                                         lambda: _sample_strip(m.generator, *sample, config.scale, config.block_linear),
                                          os.path.join(workdir, "samples"), "samples/bicubic_sr_hr", summaries,
                                          at_end=False, digits=8))
             try:

@@ -128,3 +128,23 @@ def test_full_mode_fits_output_conserves_flux(tmp_path, m51_fits, tiny_exports):
     np.testing.assert_allclose(means, raw, atol=tol)
     report = (tmp_path / "out" / "fidelity.csv").read_text().splitlines()
     assert float(report[1].split(",")[-1]) >= 60  # the report's consistency for the exact operator
+
+
+def test_training_block_lr_in_linear_units_is_what_full_mode_sees(m51_fits):
+    """`degrade(..., block_linear=True)` on a raw frame's display image gives the stretch of its linear block means:
+    the LR a FITS frame with bigger pixels reaches the network with (`pipeline.crossdomain.raw_lr`, `block`)."""
+    from data.fits_io import fit_stretch
+    from data.sr_examples import degrade as train_degrade
+    from pipeline.crossdomain import raw_lr
+
+    raw = np.asarray(fits.getdata(m51_fits), np.float64)[160:224, 160:224]
+    # minmax: no pixel clipped, so undoing the stretch gives the frame back up to an affine map, which
+    # block means commute with.
+    stretch = fit_stretch("m51", raw, interval="minmax")
+    display = np.repeat(stretch.apply(raw)[None, ..., None], 3, -1)
+    seen = raw_lr(raw, stretch, "block")
+    lr = np.asarray(train_degrade(display, np.ones(1), 4, block_linear=True))[0]
+    # The trainer rounds to 8-bit levels (half a level); float32 sinh/asinh add < 1e-5.
+    np.testing.assert_allclose(lr, seen, atol=0.5 / 255 + 1e-5)
+    display_means = np.asarray(train_degrade(display, np.ones(1), 4))[0]
+    assert np.abs(display_means - seen).max() > 2 / 255  # means of display values are another LR
