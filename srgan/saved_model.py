@@ -15,6 +15,8 @@ when it passed the export's parity check (`common.litert`; `config.json`'s
 """
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Mapping, Optional
 
 import keras
@@ -51,7 +53,9 @@ def export_saved_model(
         config: resolved config for `config.json`; its `scale` (default 4),
             `trained` (default True) are kept.
         overwrite: replace an existing non-empty folder.
-        steps_trained: generator updates behind these weights.
+        steps_trained: this run's generator updates. When `config` names an
+            `init_generator` whose `config.json` records its own, they are
+            added: `steps_trained` counts every update behind the weights.
         phase: `mse` (SRResNet after phase 1) or `gan`.
 
     Returns:
@@ -62,12 +66,21 @@ def export_saved_model(
     meta.setdefault("trained", True)
     meta["model"] = "srgan"
     if steps_trained is not None:
-        meta["steps_trained"] = int(steps_trained)
+        meta["steps_trained"] = int(steps_trained) + initial_steps(meta.get("init_generator") or "")
     if phase is not None:
         meta["phase"] = phase
     meta["signature"] = {"input": "lr float32 [B,H,W,3] in [0,1]", "outputs": {"sr": "[B,sH,sW,3] in [0,1]"}}
     module = _SRServing(generator)
     return write_saved_model(module, module.serve, export_dir, meta, overwrite=overwrite, flatbuffer_output="sr")
+
+
+def initial_steps(init_generator: str) -> int:
+    """Generator updates behind an `--init_generator` export: its `config.json`'s `steps_trained`, 0 when unknown."""
+    try:
+        with open(os.path.join(init_generator, "config.json"), encoding="utf-8") as f:
+            return int(json.load(f).get("steps_trained", 0))
+    except (OSError, ValueError, TypeError):
+        return 0
 
 
 def upscale(generator: keras.Model, lr) -> tf.Tensor:

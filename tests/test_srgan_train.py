@@ -171,7 +171,8 @@ def test_empty_data_dir_fails_fast(tmp_path):
 
 
 def test_init_generator_starts_phase_two_from_an_export(tmp_path, sr_data):
-    """--init_generator: a new run's generator starts as the exported one; a mismatched export is refused."""
+    """--init_generator: a new run's generator starts as the exported one (its steps counted in the new export's);
+    a mismatched export is refused."""
     import tensorflow as tf
 
     from srgan.model import build_generator
@@ -182,7 +183,7 @@ def test_init_generator_starts_phase_two_from_an_export(tmp_path, sr_data):
     lr = np.random.default_rng(0).random((1, 8, 8, 3), dtype=np.float32)
     before = source(lr, training=False).numpy()
     export = export_saved_model(source, str(tmp_path / "export"),
-                                {"num_blocks": 1, "filters": 8, "arch": "srresnet"})
+                                {"num_blocks": 1, "filters": 8, "arch": "srresnet"}, steps_trained=5)
 
     fresh = build_generator(1, 8, 4, "srresnet")
     assert not np.allclose(fresh(lr, training=False).numpy(), before)
@@ -202,7 +203,9 @@ def test_init_generator_starts_phase_two_from_an_export(tmp_path, sr_data):
     trained, _, _ = restore_generator(str(work))
     after = trained(lr, training=False).numpy()
     assert 0 < np.abs(after - before).max() < 0.5
-    assert json.load(open(work / "export" / "config.json"))["phase"] == "gan"
+    meta = json.load(open(work / "export" / "config.json"))
+    # The export counts every update behind its weights: this run's one and the initial generator's 5.
+    assert (meta["phase"], meta["steps_trained"]) == ("gan", 6)
     assert tf.saved_model.load(str(work / "export")) is not None
 
 
