@@ -76,6 +76,8 @@ def export_saved_model(
 
 def initial_steps(init_generator: str) -> int:
     """Generator updates behind an `--init_generator` export: its `config.json`'s `steps_trained`, 0 when unknown."""
+    if not init_generator:
+        return 0
     try:
         with open(os.path.join(init_generator, "config.json"), encoding="utf-8") as f:
             return int(json.load(f).get("steps_trained", 0))
