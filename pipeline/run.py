@@ -13,6 +13,8 @@ the Python API (`pipeline.Pipeline`), so both give the same pixels.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 from typing import Sequence
 
@@ -47,9 +49,10 @@ flags.DEFINE_boolean("linear_output", False, "full mode, FITS in and out: write 
                      "(the recorded stretch undone) instead of [0,1] display values.")
 flags.DEFINE_boolean("report", False, "full mode: write fidelity.csv (luminance kept, flux consistency).")
 flags.DEFINE_boolean("residual_map", False, "full mode with --report: also write <name>_residual.png.")
-flags.DEFINE_enum("stretch", FullOptions.stretch, list(STRETCHES), "Stretch for FITS input.")
-flags.DEFINE_enum("interval", FullOptions.interval, list(INTERVALS), "Interval for FITS input.")
-flags.DEFINE_float("percentile", FullOptions.percentile, "Central percentage kept by the percentile interval.")
+flags.DEFINE_enum("stretch", FullOptions.stretch, list(STRETCHES), "full mode: stretch for FITS input.")
+flags.DEFINE_enum("interval", FullOptions.interval, list(INTERVALS), "full mode: interval for FITS input.")
+flags.DEFINE_float("percentile", FullOptions.percentile, "full mode: central percentage kept by the percentile "
+                   "interval.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "SR generator precision: float32 runs the exported graph; mixed_* rebuild the generator under "
                   "that Keras policy (GPUs; measured slower on our 2-core CPU, see bench/).")
@@ -79,12 +82,22 @@ flags.DEFINE_integer("dask_workers", None, "--executor dask without --dask_sched
                      "cluster, one thread each (default: one per CPU core).")
 
 
+#: Flags that only full mode reads: `FullOptions`' fields of their own name (size and batch_size serve both modes).
+FULL_MODE_FLAGS = tuple(f.name for f in dataclasses.fields(FullOptions) if f.name not in ("size", "tile_batch"))
+
+
 def main(argv: Sequence[str]) -> int:
     del argv
     if not FLAGS.input:
         raise app.UsageError("--input is required (an image/FITS file or a folder)")
     if FLAGS.executor != "dask" and (FLAGS.dask_scheduler or FLAGS.dask_workers):
         raise app.UsageError("--dask_scheduler and --dask_workers need --executor dask")
+    full_only = [f"--{name}" for name in FULL_MODE_FLAGS if FLAGS[name].present]
+    if FLAGS.mode != "full" and full_only:
+        # Faithful mode reads FITS with the default stretch and has no tiles or output formats: say so
+        # rather than run without the options the user asked for.
+        raise app.UsageError(f"{', '.join(full_only)}: full-mode options; add --mode full (faithful mode reads "
+                             "FITS with the default stretch, asinh over the central 99.5 %)")
     full = None
     if FLAGS.mode == "full":
         full = FullOptions(

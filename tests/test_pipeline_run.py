@@ -95,6 +95,10 @@ def test_cli_exit_status(tmp_path, inputs, tiny_exports):
     assert cli(f"--input={tmp_path / 'missing'}", *models).returncode == 2
     res = cli(f"--input={inputs}", f"--colorize_model={tmp_path / 'none'}", f"--output={tmp_path / 'o2'}")
     assert res.returncode == 2 and "no such model folder" in res.stderr
+    # Full-mode options in faithful mode are refused, not silently ignored; nothing is written.
+    res = cli(f"--input={inputs}", f"--output={tmp_path / 'o3'}", "--stretch=sqrt", "--tile=128", *models)
+    assert res.returncode != 0 and "--tile, --stretch: full-mode options; add --mode full" in res.stderr
+    assert not (tmp_path / "o3").exists()
 
 
 def test_full_mode_fits_keeps_wcs_and_luminance(tmp_path, m51_fits, tiny_exports):
