@@ -14,7 +14,6 @@ the Python API (`pipeline.Pipeline`), so both give the same pixels.
 from __future__ import annotations
 
 import dataclasses
-
 import sys
 from typing import Sequence
 

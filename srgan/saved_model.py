@@ -15,7 +15,6 @@ when it passed the export's parity check (`common.litert`; `config.json`'s
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Mapping, Optional
 
@@ -23,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from common.export import write_saved_model
+from common.training import load_config
 from srgan.model import sr_output  # noqa: F401  (re-exported: the one SR post-processing)
 
 
@@ -79,8 +79,7 @@ def initial_steps(init_generator: str) -> int:
     if not init_generator:
         return 0
     try:
-        with open(os.path.join(init_generator, "config.json"), encoding="utf-8") as f:
-            return int(json.load(f).get("steps_trained", 0))
+        return int(load_config(os.path.join(init_generator, "config.json")).get("steps_trained", 0))
     except (OSError, ValueError, TypeError):
         return 0
 
