@@ -1,4 +1,5 @@
-"""The benchmark suite's arithmetic (bench/machine.py): FLOPs counted from layers, and the CPU peak formula."""
+"""The benchmarks' arithmetic: FLOPs counted from layers and the CPU peak formula (bench/machine.py), the chroma
+figures of bench/colour_ceiling.py."""
 import importlib.util
 import os
 
@@ -8,12 +9,16 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def machine():
-    spec = importlib.util.spec_from_file_location("bench_machine", os.path.join(ROOT, "bench", "machine.py"))
+def _bench_module(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(ROOT, "bench", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def machine():
+    return _bench_module("machine")
 
 
 def test_conv_flops_by_hand(machine):
@@ -66,3 +71,26 @@ def test_residual_generator_flops_by_hand(machine):
     expected += 2 * n * 9 * f * 3 * s * s  # to_phases, still at LR
     expected += 2 * (2 * n * 25 * 3 * 3 * s * s)  # bicubic phases: the image and the edge weights
     assert machine.conv_flops(build_residual_generator(blocks, f, s), (h, w, 3)) == expected
+
+
+def test_colour_ceiling_figures_by_hand():
+    """rho, k and MSE / grey from pooled sums; the ratio is the real MSE over the grey baseline's (sum of t^2)."""
+    import numpy as np
+
+    cc = _bench_module("colour_ceiling")
+    # p = (1, 0), t = (1, 1) per pixel: p.t = 1, p.p = 1, t.t = 2 -> rho = 1/sqrt(2), k = 1/sqrt(2),
+    # MSE / grey = |p - t|^2 / |t|^2 = 1 / 2 = 1 + k^2 - 2 rho k.
+    p, t = np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])
+    rho, k, ratio = cc.figures(cc.sums(p, t))
+    assert (rho, k, ratio) == pytest.approx((2**-0.5, 2**-0.5, 0.5), abs=1e-12)
+    rng = np.random.default_rng(0)
+    p, t = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    rho, k, ratio = cc.figures(cc.sums(p, t))
+    assert ratio == pytest.approx(((p - t) ** 2).sum() / (t**2).sum(), rel=1e-12)
+    assert ratio == pytest.approx(1 + k * k - 2 * rho * k, rel=1e-12)
+    # chroma: grey is BT.601 luma, chroma = RGB - grey, so a grey pixel has none. float32: 3 products and
+    # 2 sums of values <= 1 (then one difference), each rounded by <= 2^-24 ~ 6e-8: 5e-7 bounds any order.
+    grey, c = cc.chroma(np.array([[[0.5, 0.5, 0.5], [1.0, 0.0, 0.0]]], np.float32))
+    np.testing.assert_allclose(grey, [[0.5, 0.299]], atol=5e-7)
+    np.testing.assert_allclose(c[0, 0], 0.0, atol=5e-7)
+    np.testing.assert_allclose(c[0, 1], [0.701, -0.299, -0.299], atol=5e-7)
