@@ -9,7 +9,8 @@ very same crops; each with the block-mean LR in linear units and in display
 values (`data.sr_examples.degrade`'s `block_linear`), by
 `srgan.trainer.evaluate_dev` (per-image PSNR, bicubic beside it). Each
 generator is rebuilt from its own config.json (num_blocks, filters, scale,
-arch). A minute or so on 2 cores.
+arch). `--consistency`: each after the pipeline's consistency step, as a user
+gets it by default. A minute or so on 2 cores.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run_config", required=True, help="config.json of the srgan.train run whose dev pairs to use")
     parser.add_argument("exports", nargs="+", help="SR SavedModel folders")
+    parser.add_argument("--consistency", action="store_true",
+                        help="score each export after the pipeline's consistency step (data.sr_examples.consistent)")
     args = parser.parse_args()
 
     from common.training import load_config
@@ -44,7 +47,7 @@ def main() -> int:
         generator = build_generator(**settings)
         load_generator_weights(generator, path, settings)
         for linear in (True, False):
-            values = evaluate_dev(generator, *dev, config.scale, block_linear=linear)
+            values = evaluate_dev(generator, *dev, config.scale, block_linear=linear, consistency=args.consistency)
             print(f"| {path} | {'linear units' if linear else 'display values'} | {values['psnr']:.2f} | "
                   f"{values['psnr_bicubic']:.2f} |")
     return 0

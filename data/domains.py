@@ -74,6 +74,7 @@ PACKAGE_OF = {
     STELLARIUM_DIR: "stellarium-data",
     HELD_OUT_FITS[0][0]: "python3-stsci.tools",
     HELD_OUT_FITS[1][0]: "libastro-fits-cfitsio-perl",
+    **{rel: "eso-midas-testdata" for rel, _, _ in TRAIN_FITS},
 }
 HDF_CROP = 256
 RAW_CROP = 512
@@ -198,7 +199,7 @@ def _fits_planes(path: str, hdu: int, planes) -> list[tuple[str, np.ndarray]]:
     return [(f"_chip{p}", data[p]) for p in (planes if planes is not None else range(data.shape[0]))]
 
 
-def load_raw_hst(root: str, crop: int = RAW_CROP, max_frames: int = 0) -> list[DomainImage]:
+def load_raw_hst(root: str, crop: int = RAW_CROP, max_frames: int = 0, files=HELD_OUT_FITS) -> list[DomainImage]:
     """The `HELD_OUT_FITS` frames as linear float data, each chip/plane its own image.
 
     Rows are flipped to display order (as `data.io.read_fits` does); a frame
@@ -209,12 +210,14 @@ def load_raw_hst(root: str, crop: int = RAW_CROP, max_frames: int = 0) -> list[D
         root: the unpacked-packages root.
         crop: side of the central crop (0 keeps whole frames).
         max_frames: keep only the first this many images (0: all).
+        files: (path, HDU, planes) entries; `TRAIN_FITS` gives the training
+            side's raw frames (for checks that must not touch the held-out ones).
 
     Raises:
         DomainDataError: a frame's package is not unpacked under `root`.
     """
     out = []
-    for rel, hdu, planes in HELD_OUT_FITS:
+    for rel, hdu, planes in files:
         path = os.path.join(root, rel)
         if not os.path.isfile(path):
             raise _missing(root, rel)

@@ -108,6 +108,35 @@ def degrade(hr, block, scale: int, block_linear: bool = False):
     return ops.round(ops.clip(lr, 0.0, 1.0) * 255.0) / 255.0
 
 
+def consistent(sr, lr, block, scale: int, block_linear: bool = False):
+    """What the pipeline's consistency step (`--consistency auto`) makes of SR outputs, differentiably.
+
+    The trainer's consistency layer (`srgan.config` `train_consistency`): block
+    crops are corrected with the block operator (in linear units with
+    `block_linear`, as a raw frame in full mode: exact block means, flux
+    conserved), bicubic crops with the bicubic operator on display values (as a
+    picture). `common.back_projection` is the same step the pipeline runs.
+
+    Args:
+        sr: `[B, sH, sW, 3]` generator outputs (clipped to [0, 1] here, as the pipeline clips).
+        lr: `[B, H, W, 3]` their inputs in [0, 1].
+        block: `[B]` 0/1, which inputs are block means (`degrade`'s flags).
+        scale: the factor.
+        block_linear: as in `degrade`.
+
+    Returns:
+        `[B, sH, sW, 3]` float32 in [0, 1].
+    """
+    from common.back_projection import back_project
+
+    sr, lr = ops.clip(ops.cast(sr, "float32"), 0.0, 1.0), ops.cast(lr, "float32")
+    pictures = ops.clip(back_project(sr, lr, scale, "bicubic"), 0.0, 1.0)
+    to_linear = asinh_linear if block_linear else (lambda x: x)
+    blocks = ops.clip(back_project(to_linear(sr), to_linear(lr), scale, "block"), 0.0, 1.0)
+    blocks = asinh_display(blocks) if block_linear else blocks
+    return ops.where(ops.reshape(ops.cast(block, "float32"), (-1, 1, 1, 1)) > 0.5, blocks, pictures)
+
+
 def asinh_linear(display, a: float = DEFAULT_ASINH_A):
     """Display values in [0, 1] -> linear [0, 1]: the inverse of astropy's `AsinhStretch(a)`, a * sinh(y asinh(1/a))."""
     return a * ops.sinh(ops.cast(display, "float32") * math.asinh(1.0 / a))
@@ -118,4 +147,5 @@ def asinh_display(linear, a: float = DEFAULT_ASINH_A):
     return ops.arcsinh(ops.cast(linear, "float32") / a) / math.asinh(1.0 / a)
 
 
-__all__ = ["DEGRADATIONS", "random_hr_crops", "central_hr_crops", "degrade", "asinh_linear", "asinh_display"]
+__all__ = ["DEGRADATIONS", "random_hr_crops", "central_hr_crops", "degrade", "consistent", "asinh_linear",
+           "asinh_display"]

@@ -18,74 +18,33 @@ cast, a border frame, the wrong brightness of a star. Operators:
   uses nearest-neighbour `up`, for which `down(up(x)) = x` exactly, so the
   result is consistent to float precision.
 
-All arrays are float32 `[H, W, C]` (LR) and `[scale*H, scale*W, C]` (SR).
+All arrays are float32 `[H, W, C]` (LR) and `[scale*H, scale*W, C]` (SR); the step itself is
+`common.back_projection` (Keras ops), the one the SR trainer's consistency layer uses too.
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 
-from data.datasets import block_mean
+from common import back_projection as projection
+from common.back_projection import ITERATIONS, OPERATORS, downscale, upscale
 from pipeline.inference import sr_output
 
-OPERATORS = ("bicubic", "block")
 MODES = ("auto", "bicubic", "block", "none")
-#: Back-projection steps. Bicubic up/down is not an exact pair, so the bicubic
-#: operator converges geometrically; 10 steps take the consistency well past 60 dB.
-#: They run on the LR grid (`back_project`), so more steps cost almost nothing.
-ITERATIONS = 10
 
 
 def degrade(sr: np.ndarray, scale: int, operator: str) -> np.ndarray:
     """`down(sr)`: `[sH, sW, C]` -> `[H, W, C]` float32 (not rounded, not clipped)."""
-    if operator not in OPERATORS:
-        raise ValueError(f"unknown consistency operator {operator!r}; choose from {OPERATORS}")
-    x = tf.convert_to_tensor(np.asarray(sr, np.float32)[None])
-    lr = block_mean(x, scale) if operator == "block" else _bicubic_down(x, scale)
-    return np.asarray(lr[0])
-
-
-def _bicubic_down(x: tf.Tensor, scale: int) -> tf.Tensor:
-    shape = tf.shape(x)
-    return tf.image.resize(x, tf.stack([shape[1] // scale, shape[2] // scale]), method="bicubic", antialias=True)
+    return np.asarray(downscale(np.asarray(sr, np.float32)[None], scale, operator)[0])
 
 
 def _bicubic_up(x: np.ndarray, scale: int) -> np.ndarray:
-    h, w = x.shape[:2]
-    return np.asarray(tf.image.resize(x[None], (h * scale, w * scale), method="bicubic")[0])
-
-
-@functools.lru_cache(maxsize=32)
-def lr_cycle(n: int, scale: int, operator: str) -> np.ndarray:
-    """`down(up(.))` along one image axis of `n` LR pixels, as an `[n, n]` float32 matrix.
-
-    Both resizes are separable and linear, so each is a matrix per axis; they are
-    read off the very operators `degrade` and `_bicubic_up` use (applied to an
-    identity image along one axis; resizing the other axis by 1 is the identity),
-    edges included. Cached: one per (axis length, scale, operator).
-    """
-    eye = tf.eye(n, dtype=tf.float64)[None, :, :, None]
-    up = tf.image.resize(eye, (n * scale, n), method="bicubic")[0, :, :, 0].numpy()  # [sn, n]
-    if operator == "block":
-        down = np.kron(np.eye(n), np.full((1, scale), 1.0 / scale))  # [n, sn]
-    else:
-        big = tf.eye(n * scale, dtype=tf.float64)[None, :, :, None]
-        down = tf.image.resize(big, (n, n * scale), method="bicubic", antialias=True)[0, :, :, 0].numpy()
-    return (down @ up).astype(np.float32)
+    return np.asarray(upscale(np.asarray(x, np.float32)[None], scale)[0])
 
 
 def back_project(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str, iterations: int = ITERATIONS) -> np.ndarray:
-    """`sr` corrected so that `degrade(sr, scale, operator)` equals `lr`.
-
-    The result is that of `iterations` back-projection steps
-    `sr <- sr + up(lr - down(sr))` with bicubic `up`, computed without running
-    them at the SR resolution: by linearity the residual `e = lr - down(sr)`
-    evolves as `e <- e - down(up(e))` on the LR grid (`lr_cycle`, one matrix per
-    axis), and the total correction is `up` of the residuals' sum. So it costs
-    one `down` and one `up` of the image whatever `iterations` is.
+    """`sr` corrected so that `degrade(sr, scale, operator)` equals `lr` (`common.back_projection`).
 
     Args:
         sr: `[scale*H, scale*W, C]` float, any units (the same as `lr`).
@@ -99,26 +58,11 @@ def back_project(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str, iter
         float32 `[scale*H, scale*W, C]`, not clipped (values may leave [0, 1]
         where the network contradicted the input most).
     """
-    sr = np.array(sr, np.float32)
+    sr = np.asarray(sr, np.float32)
     lr = np.asarray(lr, np.float32)
     if sr.shape[:2] != (lr.shape[0] * scale, lr.shape[1] * scale) or sr.shape[2:] != lr.shape[2:]:
         raise ValueError(f"SR shape {sr.shape} is not {scale}x the input's {lr.shape}")
-    if iterations > 0:
-        h, w = lr.shape[:2]
-        rows, cols = lr_cycle(h, scale, operator), lr_cycle(w, scale, operator)
-        # Channels first, so down(up(e)) is rows @ e @ cols.T per channel (batched matmul).
-        # TensorFlow's matmul, not NumPy's: OpenBLAS threads beside TensorFlow's
-        # thread pool ran 25x slower than alone.
-        rows, cols = tf.constant(rows[None]), tf.constant(cols[None])
-        e = tf.transpose(tf.constant(lr - degrade(sr, scale, operator)), (2, 0, 1))
-        total = tf.zeros_like(e)
-        for _ in range(iterations):
-            total += e
-            e -= tf.matmul(tf.matmul(rows, e), cols, transpose_b=True)
-        sr += _bicubic_up(tf.transpose(total, (1, 2, 0)).numpy(), scale)
-    if operator == "block":
-        sr += np.repeat(np.repeat(lr - degrade(sr, scale, operator), scale, axis=0), scale, axis=1)
-    return sr
+    return np.asarray(projection.back_project(sr[None], lr[None], scale, operator, iterations)[0])
 
 
 def operator_for(mode: str, is_raw_frame: bool) -> Optional[str]:
@@ -136,8 +80,76 @@ def operator_for(mode: str, is_raw_frame: bool) -> Optional[str]:
     return mode
 
 
+#: Gauss-Hermite nodes for `expected_display` (probabilists', weights normalised to 1): exact for
+#: polynomials to degree 17, far finer than an 8-bit level over a stretch's curvature.
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(9)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+
+
+def noise_sigma(linear: np.ndarray) -> float:
+    """Robust per-pixel noise (standard deviation) of a frame, in its own units.
+
+    The median absolute deviation of horizontally adjacent differences
+    (x 1.4826 / sqrt 2): for independent pixel noise it is the noise's sigma,
+    and stars, galaxies and gradients, which move few differences far, barely
+    shift a median. NaN/inf pixels are ignored; 0 when nothing is measurable.
+
+    Args:
+        linear: `[H, W]` or `[H, W, C]` (channel mean taken) in linear units.
+    """
+    a = np.asarray(linear, np.float64)
+    a = a.mean(axis=-1) if a.ndim == 3 else a
+    d = np.diff(a, axis=1)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+
+
+def expected_display(linear: np.ndarray, stretch, sigma: float) -> np.ndarray:
+    """`E[stretch(linear + n)]`, n ~ N(0, sigma^2) per pixel: how the sky with that pixel noise displays on average.
+
+    A flux-consistent estimate is smoother than the sky it estimates: the
+    truth also holds pixel noise no estimate can reproduce. Through a concave
+    stretch (asinh above its knee) the noisy truth displays *darker* on
+    average than its noise-free mean (Jensen's inequality), and clipped at the
+    interval's floor brighter; so the stretch of the estimate is biased and
+    this expectation is not. Nine-point Gauss-Hermite quadrature.
+
+    Args:
+        linear: `[H, W]` or `[H, W, C]` float, linear units.
+        stretch: the `data.io.Stretch` of the display.
+        sigma: the noise in linear units (0: just the stretch).
+
+    Returns:
+        float32, same shape, in [0, 1].
+    """
+    linear = np.asarray(linear, np.float32)
+    flat = linear.reshape(linear.shape[0], -1)
+    if not sigma > 0:
+        return stretch.apply(flat).reshape(linear.shape)
+    out = np.zeros(flat.shape, np.float64)
+    for z, w in zip(_NODES, _WEIGHTS):
+        out += w * stretch.apply(flat + np.float32(sigma * z))
+    return out.astype(np.float32).reshape(linear.shape)
+
+
+def hr_noise(lr_linear: np.ndarray, scale: int, operator: str) -> float:
+    """The per-pixel noise of the sky at the SR resolution, from the input's (`noise_sigma`).
+
+    A block mean of `scale` x `scale` independent pixels has 1/scale their noise,
+    so the sky's finer pixels have `scale` times the input's. Only the block
+    operator (a raw frame's bigger pixel) says how the input's pixels came
+    about; for any other the input's own noise is all that is known.
+    """
+    sigma = noise_sigma(lr_linear)
+    return sigma * scale if operator == "block" else sigma
+
+
 def consistent_display(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str,
-                       stretch=None, lr_linear: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+                       stretch=None, lr_linear: Optional[np.ndarray] = None,
+                       display_noise: bool = True, noise: Optional[float] = None,
+                       ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Back-projection of a display-range SR output, in linear units when a stretch is given.
 
     Args:
@@ -150,20 +162,25 @@ def consistent_display(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str
             un-stretched, corrected against the linear input, re-stretched.
         lr_linear: `[H, W, C]` the input in linear units (the raw frame, not
             clipped by the display interval); default: `stretch.invert(lr)`.
+        display_noise: with a stretch, display the linear result as
+            `expected_display` with the sky's pixel noise (`hr_noise`) instead of
+            its plain stretch.
+        noise: that noise in linear units (default: `hr_noise` of `lr_linear`;
+            a tiled frame passes its whole input's, so tiles agree).
 
     Returns:
         (display `[sH, sW, C]` float32 in [0, 1], linear `[sH, sW, C]` float32 or
         None without a stretch). The linear result is what is consistent (and
-        flux-conserving, for `block`); the display one is it stretched and clipped.
+        flux-conserving, for `block`); the display one is its (expected) stretch.
     """
     if stretch is None:
         return np.clip(back_project(sr, lr, scale, operator), 0.0, 1.0), None
     if lr_linear is None:
         lr_linear = stretch.invert(lr)
     linear = back_project(stretch.invert(sr), lr_linear, scale, operator)
-    shape = linear.shape
-    display = stretch.apply(linear.reshape(shape[0], -1)).reshape(shape)
-    return display, linear
+    if display_noise and noise is None:
+        noise = hr_noise(lr_linear, scale, operator)
+    return expected_display(linear, stretch, noise if display_noise else 0.0), linear
 
 
 def consistency_psnr(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str, peak: float = 1.0) -> float:
@@ -176,13 +193,13 @@ def consistency_psnr(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str, 
 
 
 def consistent_upscale(upscale_fn, lr: np.ndarray, operator: str = "bicubic", stretch=None,
-                       lr_linear: Optional[np.ndarray] = None) -> np.ndarray:
+                       lr_linear: Optional[np.ndarray] = None, display_noise: bool = True) -> np.ndarray:
     """`upscale_fn(lr)` (clipped to [0, 1]) made consistent with `lr`: what the pipeline outputs.
 
     Args:
         upscale_fn: `[H, W, C]` in [0, 1] -> `[sH, sW, C]` (e.g. an exported SR model).
         lr: `[H, W, C]` display values in [0, 1].
-        operator, stretch, lr_linear: see `consistent_display`.
+        operator, stretch, lr_linear, display_noise: see `consistent_display`.
 
     Returns:
         float32 `[sH, sW, C]` in [0, 1] (display values).
@@ -190,4 +207,4 @@ def consistent_upscale(upscale_fn, lr: np.ndarray, operator: str = "bicubic", st
     lr = np.asarray(lr, np.float32)
     sr = sr_output(upscale_fn(lr))
     scale = sr.shape[0] // lr.shape[0]
-    return consistent_display(sr, lr, scale, operator, stretch, lr_linear)[0]
+    return consistent_display(sr, lr, scale, operator, stretch, lr_linear, display_noise)[0]

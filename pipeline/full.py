@@ -265,13 +265,16 @@ def upscaled_bands(frame, upscaler, scale: int, options: FullOptions,
         float32 bands in [0, 1]; in the input's linear units instead when the
         correction is linear and `options.linear_output` is set.
     """
-    from pipeline.consistency import back_project, consistent_display
+    from pipeline.consistency import back_project, consistent_display, expected_display, hr_noise
     from pipeline.inference import sr_output
 
     operator, linear = correction(consistency, stretch, raw)
 
     def to_display(x: np.ndarray) -> np.ndarray:
         return stretch.apply(x.reshape(x.shape[0], -1)).reshape(x.shape)
+
+    # The whole frame's noise, measured once, so every tile and band is shown alike.
+    noise = hr_noise(raw, scale, operator) if linear and options.display_noise else 0.0
 
     def upscale_batch(tiles: np.ndarray) -> np.ndarray:
         if linear:  # tiles in linear units: the network sees them stretched, the correction is linear
@@ -287,7 +290,7 @@ def upscaled_bands(frame, upscaler, scale: int, options: FullOptions,
     bands = stream_bands(tiled, upscale_batch, scale, options.tile, options.tile_overlap, meter, progress,
                          options.tile_batch, clip=not linear)
     if linear and not options.linear_output:
-        return (to_display(b) for b in bands)
+        return (expected_display(b, stretch, noise) for b in bands)
     return bands
 
 

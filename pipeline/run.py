@@ -52,6 +52,11 @@ flags.DEFINE_enum("stretch", FullOptions.stretch, list(STRETCHES), "full mode: s
 flags.DEFINE_enum("interval", FullOptions.interval, list(INTERVALS), "full mode: interval for FITS input.")
 flags.DEFINE_float("percentile", FullOptions.percentile, "full mode: central percentage kept by the percentile "
                    "interval.")
+flags.DEFINE_boolean("display_noise", FullOptions.display_noise,
+                     "full mode, FITS with linear-unit consistency: show the flux-consistent SR as the expected "
+                     "stretch of the sky with the input's pixel noise, E[stretch(x + n)] (pipeline.consistency."
+                     "expected_display), not the stretch of the noise-free estimate, which a concave stretch shows "
+                     "brighter than the noisy sky (Jensen); --linear_output values are not affected. Not in the paper.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "SR generator precision: float32 runs the exported graph; mixed_* rebuild the generator under "
                   "that Keras policy (GPUs; measured slower on our 2-core CPU, see bench/).")
@@ -103,7 +108,8 @@ def main(argv: Sequence[str]) -> int:
             size=FLAGS.size, tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, output_format=FLAGS.output_format,
             tile_batch=FLAGS.batch_size,
             linear_output=FLAGS.linear_output, report=FLAGS.report, residual_map=FLAGS.residual_map,
-            stretch=FLAGS.stretch, interval=FLAGS.interval, percentile=FLAGS.percentile)
+            stretch=FLAGS.stretch, interval=FLAGS.interval, percentile=FLAGS.percentile,
+            display_noise=FLAGS.display_noise)
     config = RunConfig(
         input=FLAGS.input, output=FLAGS.output, colorize_model=FLAGS.colorize_model,
         srgan_model=FLAGS.srgan_model, size=FLAGS.size, batch_size=FLAGS.batch_size,

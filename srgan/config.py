@@ -53,6 +53,12 @@ class SRGANConfig:
         "full mode, and the operator its consistency step assumes. Off: means of display values (the "
         "default models up to the consistency issue)."
     ))
+    train_consistency: bool = setting(False, help=(
+        "Put the pipeline's consistency step after the generator in training and evaluation "
+        "(data.sr_examples.consistent: block crops get exact block means, in linear units with "
+        "--block_linear; bicubic crops the bicubic back-projection), so the network learns what survives "
+        "it. Off: the loss sees the generator's raw output (the paper's SRResNet/SRGAN)."
+    ))
     hr_size: int = setting(96, help="HR crop side (paper/Ledig: 96, LR 24).")
     batch_size: int = setting(16, help="Batch size (Ledig: 16).")
     learning_rate: float = setting(1e-4, help="Adam learning rate (paper sec. 5.1: 1e-4).")

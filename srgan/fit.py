@@ -27,8 +27,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from common.back_projection import lr_cycle
 from common.callbacks import Prebuilt
-from data.sr_examples import degrade
+from data.sr_examples import consistent, degrade
 from srgan import losses
 from srgan.model import build_discriminator, build_generator, build_vgg_features
 
@@ -94,6 +95,10 @@ class SRGANFit(Prebuilt, keras.Model):
         self.g_init_opt.build(self.generator.trainable_variables)
         self.g_opt.build(self.generator.trainable_variables)
         self.d_opt.build(self.discriminator.trainable_variables)
+        if config.train_consistency:
+            # The consistency layer's LR-grid matrices, made now (eagerly): inside a traced step they cannot be.
+            for operator in ("bicubic", "block"):
+                lr_cycle(config.hr_size // config.scale, config.scale, operator)
         self.phase = 1
         self.built = True
 
@@ -126,6 +131,11 @@ class SRGANFit(Prebuilt, keras.Model):
         hr, block = data[0], data[1]
         return degrade(hr, block, self.config.scale, self.config.block_linear), ops.cast(hr, "float32")
 
+    def _output(self, sr, lr, data):
+        """The generator's output as the losses see it: after the consistency layer with `train_consistency`."""
+        c = self.config
+        return consistent(sr, lr, data[1], c.scale, c.block_linear) if c.train_consistency else sr
+
     def _generator_loss(self, hr, sr, fake_logits) -> dict:
         c = self.config
         return losses.generator_loss(hr, sr, fake_logits, self.vgg, adversarial_weight=c.adversarial_weight,
@@ -150,18 +160,18 @@ class SRGANFit(Prebuilt, keras.Model):
         g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
         if self.phase == 1:
             with tf.GradientTape() as tape:
-                mse = losses.pixel_mse(hr, self.generator(lr, training=True))
+                mse = losses.pixel_mse(hr, self._output(self.generator(lr, training=True), lr, data))
                 loss = scaled(self.g_init_opt, mse)
             apply(self.g_init_opt, tape, loss, g_vars)
             return {"mse": mse}
-        sr = tf.stop_gradient(self.generator(lr, training=True))
+        sr = tf.stop_gradient(self._output(self.generator(lr, training=True), lr, data))
         with tf.GradientTape() as tape:
             d = losses.discriminator_loss(self.discriminator(hr, training=True),
                                           self.discriminator(sr, training=True))
             loss = scaled(self.d_opt, d)
         apply(self.d_opt, tape, loss, d_vars)
         with tf.GradientTape() as tape:
-            sr = self.generator(lr, training=True)
+            sr = self._output(self.generator(lr, training=True), lr, data)
             parts = self._generator_loss(hr, sr, self.discriminator(sr, training=True))
             loss = scaled(self.g_opt, parts["total"])
         apply(self.g_opt, tape, loss, g_vars)
@@ -193,14 +203,14 @@ class SRGANFit(Prebuilt, keras.Model):
         if self.phase == 1:
             def mse_loss(g_tv, g_ntv):
                 sr, g_ntv = nets["generator"].stateless_call(g_tv, g_ntv, lr, training=True)
-                return losses.pixel_mse(hr, sr), g_ntv
+                return losses.pixel_mse(hr, self._output(sr, lr, data)), g_ntv
 
             (mse, ntv["generator"]), grads = jax.value_and_grad(mse_loss, has_aux=True)(tv["generator"],
                                                                                         ntv["generator"])
             tv["generator"], opt_parts[0] = self.g_init_opt.stateless_apply(opt_parts[0], grads, tv["generator"])
             logs = {"mse": mse}
         else:
-            sr = jax.lax.stop_gradient(call("generator", lr))
+            sr = jax.lax.stop_gradient(self._output(call("generator", lr), lr, data))
 
             def d_loss(d_tv, d_ntv):
                 real, d_ntv = nets["discriminator"].stateless_call(d_tv, d_ntv, hr, training=True)
@@ -213,6 +223,7 @@ class SRGANFit(Prebuilt, keras.Model):
 
             def g_loss(g_tv, g_ntv, d_ntv):
                 sr, g_ntv = nets["generator"].stateless_call(g_tv, g_ntv, lr, training=True)
+                sr = self._output(sr, lr, data)
                 fake, d_ntv = nets["discriminator"].stateless_call(tv["discriminator"], d_ntv, sr, training=True)
                 feats = lambda x: nets["vgg"].stateless_call(tv["vgg"], ntv["vgg"], x)[0]  # noqa: E731  frozen
                 c = self.config

@@ -48,7 +48,7 @@ from common.state import check_workdir, restore_state, state_path
 from common.training import fit_strategy, load_config, load_training_images, save_config, set_seed
 from data.examples import load_images
 from data.splits import split_files
-from data.sr_examples import central_hr_crops, degrade, random_hr_crops
+from data.sr_examples import central_hr_crops, consistent, degrade, random_hr_crops
 from srgan.config import MODEL_FIELDS, MSE_DIR, SRGANConfig, learning_rate_at, phase_of, validate
 from srgan.fit import SRGANFit
 from srgan.model import sr_output
@@ -100,13 +100,20 @@ def _bicubic_up(lr, size: int):
     return ops.clip(ops.image.resize(lr, (size, size), interpolation="bicubic"), 0.0, 1.0)
 
 
+def _sr(generator: keras.Model, lr, block, scale: int, block_linear: bool, consistency: bool) -> np.ndarray:
+    sr = sr_output(generator(lr, training=False))
+    return ops.convert_to_numpy(consistent(sr, lr, block, scale, block_linear) if consistency else sr)
+
+
 def evaluate_dev(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scale: int, batch: int = 8,
-                 block_linear: bool = False) -> dict:
+                 block_linear: bool = False, consistency: bool = False) -> dict:
     """Dev PSNR/SSIM ([0, 1] scale, dB) of the generator and PSNR of bicubic, per-image means.
 
     Batch norm in inference mode (paper 5.1); SR clipped to [0, 1] like the
     export. SSIM (`common.metrics`, TensorFlow's) is left out where TensorFlow
-    is not installed. `block_linear` as in `data.sr_examples.degrade`.
+    is not installed. `block_linear` as in `data.sr_examples.degrade`;
+    `consistency`: the SR after the pipeline's consistency step
+    (`data.sr_examples.consistent`), what a user gets by default.
     """
     import importlib.util
 
@@ -117,7 +124,7 @@ def evaluate_dev(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scal
     for s in range(0, len(hr), batch):
         h = hr[s:s + batch]
         lr = degrade(h, block[s:s + batch], scale, block_linear)
-        sr = ops.convert_to_numpy(sr_output(generator(lr, training=False)))
+        sr = _sr(generator, lr, block[s:s + batch], scale, block_linear, consistency)
         bic = ops.convert_to_numpy(_bicubic_up(lr, h.shape[1]))
         values = {"psnr": psnr(h, sr), "psnr_bicubic": psnr(h, bic)}
         if with_ssim:
@@ -129,10 +136,10 @@ def evaluate_dev(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scal
 
 
 def _sample_strip(generator: keras.Model, hr: np.ndarray, block: np.ndarray, scale: int,
-                  block_linear: bool = False) -> np.ndarray:
+                  block_linear: bool = False, consistency: bool = False) -> np.ndarray:
     """One pair as one `[H, 3W, 3]` image in [0, 1]: bicubic | SR | HR."""
     lr = degrade(hr[:1], block[:1], scale, block_linear)
-    sr = ops.convert_to_numpy(sr_output(generator(lr, training=False)))[0]
+    sr = _sr(generator, lr, block[:1], scale, block_linear, consistency)[0]
     bic = ops.convert_to_numpy(_bicubic_up(lr, hr.shape[1]))[0]
     return np.concatenate([bic, sr, hr[0]], axis=1)
 
@@ -259,11 +266,13 @@ def _train(config: SRGANConfig, workdir: str, strategy, chief: bool) -> TrainRes
             if dev is not None:
                 evaluation = Evaluation(step, config.steps, config.eval_every,
                                         lambda: evaluate_dev(m.generator, *dev, config.scale,
-                                                             block_linear=config.block_linear), summaries, record)
+                                                             block_linear=config.block_linear,
+                                                             consistency=config.train_consistency), summaries, record)
                 callbacks.append(evaluation)
             if chief:
                 callbacks.append(Samples(step, stop, config.sample_every,
-                                         lambda: _sample_strip(m.generator, *sample, config.scale, config.block_linear),
+                                         lambda: _sample_strip(m.generator, *sample, config.scale, config.block_linear,
+                                                               config.train_consistency),
                                          os.path.join(workdir, "samples"), "samples/bicubic_sr_hr", summaries,
                                          at_end=False, digits=8))
             try:

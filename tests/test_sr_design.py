@@ -148,3 +148,25 @@ def test_training_block_lr_in_linear_units_is_what_full_mode_sees(m51_fits):
     np.testing.assert_allclose(lr, seen, atol=0.5 / 255 + 1e-5)
     display_means = np.asarray(train_degrade(display, np.ones(1), 4))[0]
     assert np.abs(display_means - seen).max() > 2 / 255  # means of display values are another LR
+
+
+def test_training_consistency_layer_is_the_pipelines_step(real_images):
+    """`data.sr_examples.consistent` (the trainer's consistency layer) gives what the pipeline's consistency step
+    gives: exact linear-unit block means on a block crop, the bicubic back-projection on a picture crop."""
+    from data.sr_examples import asinh_linear, consistent, degrade as train_degrade
+
+    from data.io import read_image
+
+    hr = np.stack([read_image(p)[:64, :64] for p in real_images[:2]]).astype(np.float32)
+    block = np.array([1.0, 0.0], np.float32)
+    lr = np.asarray(train_degrade(hr, block, 4, block_linear=True))
+    # A guess that contradicts both inputs: the HR darkened and shifted by a pixel.
+    guess = np.clip(0.8 * np.roll(hr, 1, axis=2), 0, 1)
+    out = np.asarray(consistent(guess, lr, block, 4, block_linear=True))
+    assert out.shape == hr.shape and 0 <= out.min() and out.max() <= 1
+    lin_means = np.asarray(asinh_linear(out[0])).reshape(16, 4, 16, 4, 3).mean(axis=(1, 3))
+    # float32 sinh/asinh round trip: a few 1e-7 relative on linear values <= 1.
+    np.testing.assert_allclose(lin_means, np.asarray(asinh_linear(lr[0])), atol=2e-6)
+    picture = np.clip(back_project(guess[1], lr[1], 4, "bicubic"), 0, 1)
+    np.testing.assert_allclose(out[1], picture, atol=1e-6)
+    assert consistency_psnr(out[1], lr[1], 4, "bicubic") >= 60
