@@ -12,9 +12,10 @@ mean bias (SR - HR, levels, same shaved region); PSNR of the full image's outer
 
 SR on raw frames (grey, linear units): the display image is the pipeline's
 stretch (`data.io.fit_stretch` on the HR frame, asinh / 99.5 %), repeated to 3
-channels; two LR kinds, kept float as a FITS frame reaches the pipeline:
-`bicubic` (make_lr of the HR display image) and `block` (4x4 block mean of the
-LINEAR data, then the same stretch). Upscalers are called
+channels; three LR kinds, kept float as a FITS frame reaches the pipeline:
+`bicubic` (make_lr of the HR display image), `bicubic-linear` (antialiased
+bicubic of the LINEAR data, then the same stretch) and `block` (4x4 block mean
+of the linear data, then the same stretch). Upscalers are called
 `fn(lr, stretch=Stretch, operator="bicubic"|"block")` so a flux-consistent one
 can work in linear units. Plus star photometry (`pipeline.photometry`): stars
 found on the HR linear frame, aperture flux on truth and on the SR output's
@@ -42,7 +43,7 @@ from pipeline.photometry import DEFAULT_APERTURES, find_stars, relative_flux_err
 
 SCALE = 4
 PICTURE_DOMAINS = ("stellarium-hubble", "hdf")
-LR_KINDS = ("bicubic", "block")
+LR_KINDS = ("bicubic", "bicubic-linear", "block")
 STAR_K = 50.0  # detection threshold in robust sigmas: bright stars only
 STAR_ISOLATION = 12.0  # px (HR) to any other peak at least as bright: outside the annulus
 
@@ -138,6 +139,11 @@ def raw_lr(linear: np.ndarray, stretch, kind: str, scale: int = SCALE) -> np.nda
     """The LR display image `[h, w, 3]` of a raw frame for LR kind `bicubic` or `block` (see module doc)."""
     if kind == "bicubic":
         return make_lr(np.repeat(stretch.apply(linear)[..., None], 3, -1), scale, quantize=False)
+    if kind == "bicubic-linear":
+        from common.back_projection import downscale
+
+        small = np.asarray(downscale(np.asarray(linear, np.float32)[None, ..., None], scale, "bicubic"))[0, ..., 0]
+        return np.repeat(stretch.apply(small)[..., None], 3, -1)
     if kind == "block":
         return np.repeat(stretch.apply(block_mean(linear, scale))[..., None], 3, -1)
     raise ValueError(f"unknown LR kind {kind!r}; choose from {LR_KINDS}")
@@ -305,8 +311,9 @@ def run_cross_domain(config: CrossDomainConfig, upscalers: dict[str, Callable], 
         f"image's outer {RING} px, from the domain's mean ring MSE (black borders that every method gets exactly "
         "right make a per-image ring PSNR infinite). Other values: per-image, averaged over the domain's images.",
         "SR, raw-hst: display = data.io.fit_stretch of the HR linear frame (asinh, 99.5 % interval), repeated to "
-        "RGB; LR kept float: 'bicubic' = make_lr of the HR display image, 'block' = 4x4 block mean of the "
-        "linear data, then the same stretch. Upscalers get fn(lr, stretch=, operator=).",
+        "RGB; LR kept float: 'bicubic' = make_lr of the HR display image, 'bicubic-linear' = antialiased "
+        "bicubic (tf.image.resize) of the linear data, 'block' = 4x4 block mean of the linear data, each of the "
+        "linear ones then the same stretch. Upscalers get fn(lr, stretch=, operator=).",
         f"Star photometry: peaks on the HR linear frame > median + {STAR_K:g} robust sigma, {STAR_ISOLATION:g} px "
         f"from any peak at least as bright, no aperture/annulus pixel at or above the stretch's vmax; aperture "
         f"r = {DEFAULT_APERTURES.r_aperture:g} px, background = median of the {DEFAULT_APERTURES.r_inner:g}-"
@@ -330,8 +337,9 @@ def run_cross_domain(config: CrossDomainConfig, upscalers: dict[str, Callable], 
     sr_md, sr_csv = sr_table(sr_rows)
     col_md, col_csv = colour_table(colour_rows)
     lr_line = ("LR: `bicubic` = pipeline.evaluation.make_lr, tf.image.resize bicubic with antialias=True, /4 "
-               "(8-bit rounded for pictures, float for raw frames); `block` = 4x4 block mean of the raw frame's "
-               "linear data, then its display stretch.")
+               "(8-bit rounded for pictures, float for raw frames: of the display image); `bicubic-linear` = the "
+               "same resize of the raw frame's linear data, then its display stretch; `block` = 4x4 block mean "
+               "of the raw frame's linear data, then its display stretch.")
     md = "\n".join(["# Cross-domain evaluation", "", "## Super-resolution x4", "", lr_line, "", sr_md, "",
                     "## Colourisation", "", col_md, "", "## Protocol", "", *[f"- {n}" for n in notes], ""])
     files = [os.path.join(config.output, n) for n in ("crossdomain.md", "crossdomain_sr.csv", "crossdomain_colour.csv")]

@@ -82,6 +82,27 @@ def _star_field(shape=(64, 64), stars=(), sigma=1.2, background=10.0, noise=1.0,
     return background + part + rng.normal(0, noise, shape), part
 
 
+def test_raw_lr_kinds_average_linear_light_or_display_values():
+    """`block` and `bicubic-linear` average the frame's linear data (both kernels sum to 1, so a flat frame's
+    level is kept and a sharp star's light spreads but is not lost); `bicubic` averages display values, which
+    for a star through the concave asinh loses light."""
+    from data.fits_io import Stretch
+
+    stretch = Stretch(name="asinh", interval="minmax", vmin=0.0, vmax=1.0, a=0.1)
+    flat = np.full((32, 32), 0.2, np.float32)
+    for kind in xd.LR_KINDS:
+        np.testing.assert_allclose(xd.raw_lr(flat, stretch, kind)[..., 0], stretch.apply(np.full((8, 8), 0.2)), atol=1e-5)
+    # An interval from below 0, so the bicubic kernel's negative lobes are not clipped away.
+    stretch = Stretch(name="asinh", interval="minmax", vmin=-0.5, vmax=1.0, a=0.1)
+    star = np.zeros((32, 32), np.float32)
+    star[14:18, 14:18] = 0.5  # one LR block's worth, in the middle: away from the resize's edges
+    flux = {k: stretch.invert(xd.raw_lr(star, stretch, k)[..., 0]).sum() * 16 for k in xd.LR_KINDS}
+    # float32 stretch round trips on 64 values of up to 1: 1e-4 relative.
+    assert flux["block"] == pytest.approx(star.sum(), rel=1e-4)
+    assert flux["bicubic-linear"] == pytest.approx(star.sum(), rel=1e-4)
+    assert flux["bicubic"] < 0.8 * star.sum()
+
+
 def test_photometry_finds_isolated_unsaturated_stars_and_recovers_flux():
     stars = [(20, 20, 500.0), (20, 44, 800.0), (44, 30, 300.0),
              (44, 40, 200.0),  # 10 px from a brighter star (< 10.5): not isolated
@@ -162,7 +183,7 @@ def test_whole_run_on_a_fake_packages_root(tmp_path):
         assert os.path.getsize(tmp_path / "out" / name) > 0
     sr = {(r["domain"], r["lr"], r["method"]): r for r in result["sr"]}
     assert set(sr) == {("stellarium-hubble", "bicubic", m) for m in ("bicubic (PIL)", "Lanczos (PIL)")} | {
-        ("raw-hst", k, m) for k in ("bicubic", "block") for m in ("bicubic (PIL)", "Lanczos (PIL)")}
+        ("raw-hst", k, m) for k in ("bicubic", "bicubic-linear", "block") for m in ("bicubic (PIL)", "Lanczos (PIL)")}
     # Only the Hubble-credited PNG is scored, mod-cropped to 4: its bicubic row is that image's own PSNR.
     row = sr[("stellarium-hubble", "bicubic", "bicubic (PIL)")]
     hr = np.asarray(Image.open(tmp_path / "pkg" / domains.STELLARIUM_DIR / "hub.png"), np.float32)[:64, :68] / 255
@@ -230,7 +251,7 @@ def test_entry_library_loads_an_exported_model_and_adds_consistency_rows(tmp_pat
                                   domains=("raw-hst",), max_images=1)
     result = evaluate_cross_domain(config, [tiny_exports["srgan"]], "", log=lambda *_: None)
     methods = sorted({(r["lr"], r["method"]) for r in result["sr"]})
-    assert methods == sorted((k, m) for k in ("bicubic", "block") for m in (
+    assert methods == sorted((k, m) for k in ("bicubic", "bicubic-linear", "block") for m in (
         "bicubic (PIL)", "Lanczos (PIL)", "SR model srgan", "SR model srgan + consistency"))
-    assert operators == ["block", "block"]  # a raw frame: the pipeline's auto operator, whatever made its LR
+    assert operators == ["block"] * 3  # a raw frame: the pipeline's auto operator, whatever made its LR
     assert "[UNTRAINED: random weights]" in (tmp_path / "out" / "crossdomain.md").read_text()
