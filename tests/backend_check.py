@@ -88,6 +88,21 @@ def srgan_check(data_dir: str, workdir: str) -> dict:
             "samples": sorted(os.listdir(os.path.join(workdir, "straight", "samples")))}
 
 
+def consistency_check(data_dir: str, workdir: str) -> dict:
+    """The trainer's consistency layer (`data.sr_examples.consistent`) on fixed seeded crops, both operators."""
+    import keras
+    from keras import ops
+
+    from data.sr_examples import consistent, degrade
+
+    del data_dir, workdir
+    hr = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    block = np.array([1.0, 0.0], np.float32)
+    lr = degrade(hr, block, 4, block_linear=True)
+    out = consistent(np.clip(0.8 * hr, 0, 1), lr, block, 4, block_linear=True)
+    return {"backend": keras.backend.backend(), "out": ops.convert_to_numpy(out).ravel().tolist()}
+
+
 def run_under_jax(which: str, data_dir: str, workdir: str) -> dict:
     """This script's JSON for `which` (colorize | srgan), run in a fresh process with `KERAS_BACKEND=jax` on the CPU.
 
@@ -106,4 +121,5 @@ def run_under_jax(which: str, data_dir: str, workdir: str) -> dict:
 
 if __name__ == "__main__":
     which, data, work = sys.argv[1:4]
-    print(json.dumps({"colorize": colorize_check, "srgan": srgan_check}[which](data, work)))
+    print(json.dumps({"colorize": colorize_check, "srgan": srgan_check, "consistency": consistency_check}[which](
+        data, work)))

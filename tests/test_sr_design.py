@@ -170,3 +170,14 @@ def test_training_consistency_layer_is_the_pipelines_step(real_images):
     picture = np.clip(back_project(guess[1], lr[1], 4, "bicubic"), 0, 1)
     np.testing.assert_allclose(out[1], picture, atol=1e-6)
     assert consistency_psnr(out[1], lr[1], 4, "bicubic") >= 60
+
+
+def test_training_consistency_layer_is_the_same_under_jax(tmp_path):
+    """The layer a lent GPU trains with (JAX) is the step the pipeline runs (TensorFlow): the two backends'
+    resizes and matrix products agree to float32 rounding of a few hundred operations on values <= 1."""
+    from backend_check import consistency_check, run_under_jax
+
+    tf_out = consistency_check("", str(tmp_path))
+    jax_out = run_under_jax("consistency", "", str(tmp_path))
+    assert (tf_out["backend"], jax_out["backend"]) == ("tensorflow", "jax")
+    np.testing.assert_allclose(jax_out["out"], tf_out["out"], atol=1e-5)
