@@ -136,10 +136,24 @@ class SRGANFit(Prebuilt, keras.Model):
         c = self.config
         return consistent(sr, lr, data[1], c.scale, c.block_linear) if c.train_consistency else sr
 
-    def _generator_loss(self, hr, sr, fake_logits) -> dict:
+    def _raw_term(self, hr, raw):
+        """With `train_consistency`: the pixel MSE of the generator's own output, which the consistency layer
+        cannot see the low frequencies of; it keeps the network an SR on its own (`--consistency none`)."""
+        return losses.pixel_mse(hr, raw) if self.config.train_consistency else 0.0
+
+    def _pixel_loss(self, hr, raw, lr, data):
+        """Phase 1's loss: pixel MSE of the output (after the layer), averaged with `_raw_term` when it is on."""
+        mse = losses.pixel_mse(hr, self._output(raw, lr, data))
+        return 0.5 * (mse + self._raw_term(hr, raw)) if self.config.train_consistency else mse
+
+    def _generator_loss(self, hr, sr, fake_logits, raw=None, feats=None) -> dict:
         c = self.config
-        return losses.generator_loss(hr, sr, fake_logits, self.vgg, adversarial_weight=c.adversarial_weight,
-                                     content_weight=c.content_weight, pixel_weight=c.pixel_weight)
+        parts = losses.generator_loss(hr, sr, fake_logits, self.vgg if feats is None else feats,
+                                      adversarial_weight=c.adversarial_weight, content_weight=c.content_weight,
+                                      pixel_weight=c.pixel_weight)
+        if c.train_consistency and raw is not None:
+            parts = dict(parts, total=parts["total"] + self._raw_term(hr, raw))
+        return parts
 
     # ------------------------------------------------------------------ TensorFlow
 
@@ -160,7 +174,7 @@ class SRGANFit(Prebuilt, keras.Model):
         g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
         if self.phase == 1:
             with tf.GradientTape() as tape:
-                mse = losses.pixel_mse(hr, self._output(self.generator(lr, training=True), lr, data))
+                mse = self._pixel_loss(hr, self.generator(lr, training=True), lr, data)
                 loss = scaled(self.g_init_opt, mse)
             apply(self.g_init_opt, tape, loss, g_vars)
             return {"mse": mse}
@@ -171,8 +185,9 @@ class SRGANFit(Prebuilt, keras.Model):
             loss = scaled(self.d_opt, d)
         apply(self.d_opt, tape, loss, d_vars)
         with tf.GradientTape() as tape:
-            sr = self._output(self.generator(lr, training=True), lr, data)
-            parts = self._generator_loss(hr, sr, self.discriminator(sr, training=True))
+            raw = self.generator(lr, training=True)
+            sr = self._output(raw, lr, data)
+            parts = self._generator_loss(hr, sr, self.discriminator(sr, training=True), raw)
             loss = scaled(self.g_opt, parts["total"])
         apply(self.g_opt, tape, loss, g_vars)
         return {"d": d, "g": parts["total"], "content": parts["content"], "adversarial": parts["adversarial"],
@@ -203,7 +218,7 @@ class SRGANFit(Prebuilt, keras.Model):
         if self.phase == 1:
             def mse_loss(g_tv, g_ntv):
                 sr, g_ntv = nets["generator"].stateless_call(g_tv, g_ntv, lr, training=True)
-                return losses.pixel_mse(hr, self._output(sr, lr, data)), g_ntv
+                return self._pixel_loss(hr, sr, lr, data), g_ntv
 
             (mse, ntv["generator"]), grads = jax.value_and_grad(mse_loss, has_aux=True)(tv["generator"],
                                                                                         ntv["generator"])
@@ -222,13 +237,11 @@ class SRGANFit(Prebuilt, keras.Model):
             tv["discriminator"], opt_parts[2] = self.d_opt.stateless_apply(opt_parts[2], grads, tv["discriminator"])
 
             def g_loss(g_tv, g_ntv, d_ntv):
-                sr, g_ntv = nets["generator"].stateless_call(g_tv, g_ntv, lr, training=True)
-                sr = self._output(sr, lr, data)
+                raw, g_ntv = nets["generator"].stateless_call(g_tv, g_ntv, lr, training=True)
+                sr = self._output(raw, lr, data)
                 fake, d_ntv = nets["discriminator"].stateless_call(tv["discriminator"], d_ntv, sr, training=True)
                 feats = lambda x: nets["vgg"].stateless_call(tv["vgg"], ntv["vgg"], x)[0]  # noqa: E731  frozen
-                c = self.config
-                parts = losses.generator_loss(hr, sr, fake, feats, adversarial_weight=c.adversarial_weight,
-                                              content_weight=c.content_weight, pixel_weight=c.pixel_weight)
+                parts = self._generator_loss(hr, sr, fake, raw, feats)
                 return parts["total"], (parts, g_ntv, d_ntv)
 
             (_, (parts, ntv["generator"], ntv["discriminator"])), grads = jax.value_and_grad(g_loss, has_aux=True)(

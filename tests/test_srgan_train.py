@@ -291,3 +291,23 @@ def test_training_needs_no_tensorflow():
 
     assert "tensorflow" not in _module_level_imports_of("srgan.train", "srgan.trainer", "srgan.fit", "data.sr_examples")
     assert "tensorflow" in _module_level_imports_of("srgan.saved_model")  # the check can fail
+
+
+def test_consistency_layer_cannot_hide_a_dark_generator(sr_data):
+    """A generator output at half the brightness: the consistency layer puts the light back (its MSE is small),
+    but the loss keeps half the raw output's MSE, so training cannot drift the network's own output."""
+    from keras import ops
+
+    from data.sr_examples import consistent, degrade
+    from srgan.fit import SRGANFit
+
+    model = SRGANFit(_config(sr_data, arch="residual", train_consistency=True, block_linear=True))
+    hr = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    block = np.array([1.0, 0.0], np.float32)
+    lr = degrade(hr, block, 4, block_linear=True)
+    dark = 0.5 * hr
+    raw_mse = float(np.mean((hr - dark) ** 2))
+    fixed_mse = float(np.mean((hr - ops.convert_to_numpy(consistent(dark, lr, block, 4, True))) ** 2))
+    loss = float(ops.convert_to_numpy(model._pixel_loss(hr, dark, lr, (hr, block))))
+    assert fixed_mse < 0.5 * raw_mse  # what the layer alone would let through
+    assert loss == pytest.approx(0.5 * (raw_mse + fixed_mse), rel=1e-5)
