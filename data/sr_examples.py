@@ -77,10 +77,11 @@ def _block_flags(rng: np.random.Generator, n: int, degradation: str) -> np.ndarr
     return np.full(n, 1.0 if degradation == "block" else 0.0, np.float32)
 
 
-def degrade(hr, block, scale: int, block_linear: bool = False):
+def degrade(hr, block, scale: int, block_linear: bool = False, quantize: bool = True):
     """The LR of each HR crop: antialiased bicubic, or (where `block` is 1) the mean of scale x scale blocks.
 
-    Both rounded to 8-bit levels, as real 8-bit inputs are.
+    Both rounded to 8-bit levels, as real 8-bit inputs are (`quantize`; False
+    keeps float, e.g. to ask how far an SR output is from its input).
 
     Args:
         hr: `[B, H, W, 3]` in [0, 1], H and W multiples of `scale`.
@@ -104,8 +105,8 @@ def degrade(hr, block, scale: int, block_linear: bool = False):
     source = asinh_linear(hr) if block_linear else hr
     blocks = ops.mean(ops.reshape(source, (-1, h, scale, w, scale, 3)), axis=(2, 4))
     blocks = asinh_display(blocks) if block_linear else blocks
-    lr = ops.where(ops.reshape(ops.cast(block, "float32"), (-1, 1, 1, 1)) > 0.5, blocks, bicubic)
-    return ops.round(ops.clip(lr, 0.0, 1.0) * 255.0) / 255.0
+    lr = ops.clip(ops.where(ops.reshape(ops.cast(block, "float32"), (-1, 1, 1, 1)) > 0.5, blocks, bicubic), 0.0, 1.0)
+    return ops.round(lr * 255.0) / 255.0 if quantize else lr
 
 
 def consistent(sr, lr, block, scale: int, block_linear: bool = False):

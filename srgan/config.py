@@ -57,8 +57,8 @@ class SRGANConfig:
         "Put the pipeline's consistency step after the generator in training and evaluation "
         "(data.sr_examples.consistent: block crops get exact block means, in linear units with "
         "--block_linear; bicubic crops the bicubic back-projection), so the network learns what survives "
-        "it; the pixel MSE of the raw output is kept beside it (averaged in phase 1, added in phase 2), so "
-        "the network stays an SR on its own. Off: the losses see the generator's raw output (the paper's)."
+        "it; plus the MSE of the raw output degraded again against its input, so the network's own output "
+        "stays consistent and an SR on its own. Off: the losses see the generator's raw output (the paper's)."
     ))
     hr_size: int = setting(96, help="HR crop side (paper/Ledig: 96, LR 24).")
     batch_size: int = setting(16, help="Batch size (Ledig: 16).")

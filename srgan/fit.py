@@ -136,23 +136,28 @@ class SRGANFit(Prebuilt, keras.Model):
         c = self.config
         return consistent(sr, lr, data[1], c.scale, c.block_linear) if c.train_consistency else sr
 
-    def _raw_term(self, hr, raw):
-        """With `train_consistency`: the pixel MSE of the generator's own output, which the consistency layer
-        cannot see the low frequencies of; it keeps the network an SR on its own (`--consistency none`)."""
-        return losses.pixel_mse(hr, raw) if self.config.train_consistency else 0.0
+    def _raw_term(self, raw, lr, data):
+        """With `train_consistency`: how far the generator's own output is from consistent, the MSE of it
+        degraded again (float) against its input. The layer cannot see that part of the output, so without
+        this term it drifts (a first fine-tune's own output came out 7-10 levels dark); with it the network
+        stays an SR on its own (`--consistency none`) and the layer has little left to do."""
+        c = self.config
+        if not c.train_consistency:
+            return 0.0
+        again = degrade(ops.clip(raw, 0.0, 1.0), data[1], c.scale, c.block_linear, quantize=False)
+        return losses.pixel_mse(lr, again)
 
     def _pixel_loss(self, hr, raw, lr, data):
-        """Phase 1's loss: pixel MSE of the output (after the layer), averaged with `_raw_term` when it is on."""
-        mse = losses.pixel_mse(hr, self._output(raw, lr, data))
-        return 0.5 * (mse + self._raw_term(hr, raw)) if self.config.train_consistency else mse
+        """Phase 1's loss: pixel MSE of the output (after the layer), plus `_raw_term` when it is on."""
+        return losses.pixel_mse(hr, self._output(raw, lr, data)) + self._raw_term(raw, lr, data)
 
-    def _generator_loss(self, hr, sr, fake_logits, raw=None, feats=None) -> dict:
+    def _generator_loss(self, hr, sr, fake_logits, raw=None, lr=None, data=None, feats=None) -> dict:
         c = self.config
         parts = losses.generator_loss(hr, sr, fake_logits, self.vgg if feats is None else feats,
                                       adversarial_weight=c.adversarial_weight, content_weight=c.content_weight,
                                       pixel_weight=c.pixel_weight)
         if c.train_consistency and raw is not None:
-            parts = dict(parts, total=parts["total"] + self._raw_term(hr, raw))
+            parts = dict(parts, total=parts["total"] + self._raw_term(raw, lr, data))
         return parts
 
     # ------------------------------------------------------------------ TensorFlow
@@ -187,7 +192,7 @@ class SRGANFit(Prebuilt, keras.Model):
         with tf.GradientTape() as tape:
             raw = self.generator(lr, training=True)
             sr = self._output(raw, lr, data)
-            parts = self._generator_loss(hr, sr, self.discriminator(sr, training=True), raw)
+            parts = self._generator_loss(hr, sr, self.discriminator(sr, training=True), raw, lr, data)
             loss = scaled(self.g_opt, parts["total"])
         apply(self.g_opt, tape, loss, g_vars)
         return {"d": d, "g": parts["total"], "content": parts["content"], "adversarial": parts["adversarial"],
@@ -241,7 +246,7 @@ class SRGANFit(Prebuilt, keras.Model):
                 sr = self._output(raw, lr, data)
                 fake, d_ntv = nets["discriminator"].stateless_call(tv["discriminator"], d_ntv, sr, training=True)
                 feats = lambda x: nets["vgg"].stateless_call(tv["vgg"], ntv["vgg"], x)[0]  # noqa: E731  frozen
-                parts = self._generator_loss(hr, sr, fake, raw, feats)
+                parts = self._generator_loss(hr, sr, fake, raw, lr, data, feats)
                 return parts["total"], (parts, g_ntv, d_ntv)
 
             (_, (parts, ntv["generator"], ntv["discriminator"])), grads = jax.value_and_grad(g_loss, has_aux=True)(

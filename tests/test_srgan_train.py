@@ -295,7 +295,8 @@ def test_training_needs_no_tensorflow():
 
 def test_consistency_layer_cannot_hide_a_dark_generator(sr_data):
     """A generator output at half the brightness: the consistency layer puts the light back (its MSE is small),
-    but the loss keeps half the raw output's MSE, so training cannot drift the network's own output."""
+    but the loss adds how far the raw output is from consistent, so training cannot drift the network's own
+    output where the layer hides it."""
     from keras import ops
 
     from data.sr_examples import consistent, degrade
@@ -308,6 +309,9 @@ def test_consistency_layer_cannot_hide_a_dark_generator(sr_data):
     dark = 0.5 * hr
     raw_mse = float(np.mean((hr - dark) ** 2))
     fixed_mse = float(np.mean((hr - ops.convert_to_numpy(consistent(dark, lr, block, 4, True))) ** 2))
+    again = ops.convert_to_numpy(degrade(dark, block, 4, block_linear=True, quantize=False))
+    inconsistency = float(np.mean((ops.convert_to_numpy(lr) - again) ** 2))
     loss = float(ops.convert_to_numpy(model._pixel_loss(hr, dark, lr, (hr, block))))
     assert fixed_mse < 0.5 * raw_mse  # what the layer alone would let through
-    assert loss == pytest.approx(0.5 * (raw_mse + fixed_mse), rel=1e-5)
+    assert inconsistency > fixed_mse  # the darkness is seen again
+    assert loss == pytest.approx(fixed_mse + inconsistency, rel=1e-5)
