@@ -8,8 +8,9 @@ on the ESO-MIDAS test frames the SR models were trained on
 (`data.domains.TRAIN_FITS`), scored exactly as the cross-domain evaluation
 scores raw frames (`pipeline.crossdomain.score_sr_raw`: both LR kinds, display
 PSNR, per-channel bias, ring, star photometry). Rows per export: the network
-alone, `+ consistency` (the default pipeline: `expected_display` with the
-sky's noise) and `+ consistency, plain stretch` (`--nodisplay_noise`).
+alone, `+ consistency` (the default pipeline: the plain stretch of the
+flux-consistent result) and `+ consistency, noise-aware display`
+(`--display_noise`: `expected_display` with the sky's noise).
 Writes `bench/raw_dev.md`. A few minutes on 2 cores.
 """
 from __future__ import annotations
@@ -34,8 +35,8 @@ def upscalers_for(model, label: str) -> dict:
         return lambda lr, stretch=None, operator="bicubic": consistent_upscale(
             run, lr, operator="block", stretch=stretch, display_noise=display_noise)
 
-    return {label: plain(run), label + " + consistency": consistent(True),
-            label + " + consistency, plain stretch": consistent(False)}
+    return {label: plain(run), label + " + consistency": consistent(False),
+            label + " + consistency, noise-aware display": consistent(True)}
 
 
 def main() -> int:

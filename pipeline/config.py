@@ -33,7 +33,7 @@ class FullOptions:
     interval: str = DEFAULT_INTERVAL
     percentile: float = DEFAULT_PERCENTILE
     tile_batch: int = 4  # tiles of a band upscaled per model call
-    display_noise: bool = True  # FITS, linear-unit consistency: display as E[stretch(x + sky noise)]
+    display_noise: bool = False  # FITS, linear-unit consistency: display as E[stretch(x + sky noise)]
 
 
 def output_extension(options: FullOptions) -> str:

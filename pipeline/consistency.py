@@ -148,7 +148,7 @@ def hr_noise(lr_linear: np.ndarray, scale: int, operator: str) -> float:
 
 def consistent_display(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str,
                        stretch=None, lr_linear: Optional[np.ndarray] = None,
-                       display_noise: bool = True, noise: Optional[float] = None,
+                       display_noise: bool = False, noise: Optional[float] = None,
                        ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Back-projection of a display-range SR output, in linear units when a stretch is given.
 
@@ -193,7 +193,7 @@ def consistency_psnr(sr: np.ndarray, lr: np.ndarray, scale: int, operator: str, 
 
 
 def consistent_upscale(upscale_fn, lr: np.ndarray, operator: str = "bicubic", stretch=None,
-                       lr_linear: Optional[np.ndarray] = None, display_noise: bool = True) -> np.ndarray:
+                       lr_linear: Optional[np.ndarray] = None, display_noise: bool = False) -> np.ndarray:
     """`upscale_fn(lr)` (clipped to [0, 1]) made consistent with `lr`: what the pipeline outputs.
 
     Args:

@@ -56,7 +56,9 @@ flags.DEFINE_boolean("display_noise", FullOptions.display_noise,
                      "full mode, FITS with linear-unit consistency: show the flux-consistent SR as the expected "
                      "stretch of the sky with the input's pixel noise, E[stretch(x + n)] (pipeline.consistency."
                      "expected_display), not the stretch of the noise-free estimate, which a concave stretch shows "
-                     "brighter than the noisy sky (Jensen); --linear_output values are not affected. Not in the paper.")
+                     "brighter than the noisy sky (Jensen); --linear_output values are not affected. Off by "
+                     "default: it lowers that display bias, but on HST frames its white-noise model cost PSNR and "
+                     "the display's star photometry (checkpoints/MODEL_CARD.md). Not in the paper.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "SR generator precision: float32 runs the exported graph; mixed_* rebuild the generator under "
                   "that Keras policy (GPUs; measured slower on our 2-core CPU, see bench/).")

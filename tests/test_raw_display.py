@@ -63,7 +63,7 @@ def test_noise_aware_display_of_an_exact_smooth_estimate_is_unbiased_on_a_noisy_
 
 def test_full_mode_display_is_the_expected_stretch_of_its_flux_consistent_output(tmp_path, m51_fits, tiny_exports):
     """Full mode on a FITS frame: the display output is `expected_display` of the linear output with the whole
-    frame's noise (`--display_noise`, the default), or its plain stretch (`--nodisplay_noise`)."""
+    frame's noise (`--display_noise`), or its plain stretch (the default)."""
     from data.io import read_fits
     from pipeline.full import FullOptions
     from pipeline.runner import RunConfig, run
@@ -72,7 +72,7 @@ def test_full_mode_display_is_the_expected_stretch_of_its_flux_consistent_output
     src = tmp_path / "crop.fits"
     fits.PrimaryHDU(raw).writeto(src)
     outputs = {}
-    for name, kw in {"linear": dict(linear_output=True), "aware": {}, "plain": dict(display_noise=False)}.items():
+    for name, kw in {"linear": dict(linear_output=True), "aware": dict(display_noise=True), "plain": {}}.items():
         options = FullOptions(size=64, tile=48, tile_overlap=16, output_format="fits", **kw)
         result = run(RunConfig(input=str(src), output=str(tmp_path / name), colorize_model=tiny_exports["colorize"],
                                srgan_model=tiny_exports["srgan"], mode="full", full=options, progress=False))
