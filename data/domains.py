@@ -221,7 +221,7 @@ def load_raw_hst(root: str, crop: int = RAW_CROP, max_frames: int = 0, files=HEL
         path = os.path.join(root, rel)
         if not os.path.isfile(path):
             raise _missing(root, rel)
-        stem = os.path.basename(rel).split(".")[0]
+        stem = os.path.basename(rel).split(".")[0] + (f"_hdu{hdu}" if hdu else "")  # two HDUs of one file: two names
         for suffix, plane in _fits_planes(path, hdu, planes):
             plane = plane[::-1]
             if crop and min(plane.shape) > crop:
