@@ -99,11 +99,11 @@ def degrade(hr, block, scale: int, block_linear: bool = False, quantize: bool = 
     Returns:
         `[B, H/scale, W/scale, 3]` float32 in [0, 1].
     """
+    from common.back_projection import block_mean, downscale
+
     hr = ops.cast(hr, "float32")
-    h, w = int(hr.shape[1]) // scale, int(hr.shape[2]) // scale
-    bicubic = ops.clip(ops.image.resize(hr, (h, w), interpolation="bicubic", antialias=True), 0.0, 1.0)
-    source = asinh_linear(hr) if block_linear else hr
-    blocks = ops.mean(ops.reshape(source, (-1, h, scale, w, scale, 3)), axis=(2, 4))
+    bicubic = downscale(hr, scale, "bicubic")
+    blocks = block_mean(asinh_linear(hr) if block_linear else hr, scale)
     blocks = asinh_display(blocks) if block_linear else blocks
     lr = ops.clip(ops.where(ops.reshape(ops.cast(block, "float32"), (-1, 1, 1, 1)) > 0.5, blocks, bicubic), 0.0, 1.0)
     return ops.round(lr * 255.0) / 255.0 if quantize else lr

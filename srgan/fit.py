@@ -151,12 +151,13 @@ class SRGANFit(Prebuilt, keras.Model):
         """Phase 1's loss: pixel MSE of the output (after the layer), plus `_raw_term` when it is on."""
         return losses.pixel_mse(hr, self._output(raw, lr, data)) + self._raw_term(raw, lr, data)
 
-    def _generator_loss(self, hr, sr, fake_logits, raw=None, lr=None, data=None, feats=None) -> dict:
+    def _generator_loss(self, hr, sr, fake_logits, raw, lr, data, feats=None) -> dict:
+        """Phase 2's generator loss parts on the output `sr` (after the layer), plus `_raw_term` of `raw`."""
         c = self.config
         parts = losses.generator_loss(hr, sr, fake_logits, self.vgg if feats is None else feats,
                                       adversarial_weight=c.adversarial_weight, content_weight=c.content_weight,
                                       pixel_weight=c.pixel_weight)
-        if c.train_consistency and raw is not None:
+        if c.train_consistency:
             parts = dict(parts, total=parts["total"] + self._raw_term(raw, lr, data))
         return parts
 
