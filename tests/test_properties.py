@@ -48,6 +48,20 @@ def _write_png(path: str, pixels: np.ndarray) -> None:
         writer.write(f, pixels.reshape(pixels.shape[0], -1).tolist())
 
 
+def _write_tiff(path: str, pixels: np.ndarray, grey: bool) -> None:
+    """A grey or RGB(A) array as TIFF, its layout said outright.
+
+    Left to guess, tifffile takes a leading axis of 3 or 4 for planar colour, so a
+    3-row, 1-column grey raster `[3, 1, 1]` would be written as one RGB pixel.
+    """
+    import tifffile
+
+    if grey:
+        tifffile.imwrite(path, pixels, photometric="minisblack")
+    else:
+        tifffile.imwrite(path, pixels, photometric="rgb", planarconfig="contig")
+
+
 shapes = st.tuples(st.integers(1, 24), st.integers(1, 24), st.sampled_from([None, 1, 3, 4]))
 
 
@@ -55,8 +69,6 @@ shapes = st.tuples(st.integers(1, 24), st.integers(1, 24), st.sampled_from([None
 @given(shape=shapes, dtype=st.sampled_from([np.uint8, np.uint16]), ext=st.sampled_from([".png", ".tif"]),
        data=st.data())
 def test_integer_rasters_read_back_in_range(shape, dtype, ext, data):
-    import imageio.v3 as iio
-
     h, w, c = shape
     full = (h, w) if c is None else (h, w, c)
     if ext == ".png" and c == 1:
@@ -67,7 +79,7 @@ def test_integer_rasters_read_back_in_range(shape, dtype, ext, data):
         if ext == ".png":
             _write_png(path, pixels)
         else:
-            iio.imwrite(path, pixels)
+            _write_tiff(path, pixels, grey=c in (None, 1))
         img = _read_or_clear_error(path)
     if img is not None:
         assert img.shape[:2] == (h, w)
@@ -75,6 +87,17 @@ def test_integer_rasters_read_back_in_range(shape, dtype, ext, data):
             # Grey in, grey out, scaled by the dtype's range.
             expected = pixels.reshape(h, w).astype(np.float64) / np.iinfo(dtype).max
             np.testing.assert_allclose(img[..., 0], expected, atol=1e-6)
+
+
+def test_three_row_grey_tiff_stays_grey():
+    # The case that once fooled the writer above: 3 rows, 1 column, 1 channel.
+    pixels = np.array([[[0]], [[128]], [[255]]], np.uint8)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "x.tif")
+        _write_tiff(path, pixels, grey=True)
+        img = read_image(path)
+    assert img.shape[:2] == (3, 1)
+    np.testing.assert_allclose(img[:, 0, 0], [0, 128 / 255, 1], atol=1e-6)
 
 
 finite_or_not = st.one_of(st.floats(-1e6, 1e6, width=32), st.just(np.nan), st.just(np.inf), st.just(-np.inf))
