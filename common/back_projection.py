@@ -38,8 +38,14 @@ def _check(operator: str) -> None:
 
 
 def block_mean(x, scale: int):
-    """`[B, sH, sW, C]` -> `[B, H, W, C]`: means of `scale` x `scale` blocks."""
+    """`[B, sH, sW, C]` -> `[B, H, W, C]`: means of `scale` x `scale` blocks (a `scale`-times bigger pixel).
+
+    Raises:
+        ValueError: a known height or width is not a multiple of `scale`.
+    """
     b, h, w, c = (int(n) if n is not None else -1 for n in x.shape)
+    if (h > 0 and h % scale) or (w > 0 and w % scale):  # -1: not known until run time
+        raise ValueError(f"block_mean: shape {(h, w)} is not a multiple of {scale}")
     return ops.mean(ops.reshape(x, (-1, h // scale, scale, w // scale, scale, c)), axis=(2, 4))
 
 

@@ -35,7 +35,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from data.domains import DOMAINS, HDF_CROP, RAW_CROP
-from pipeline.crossdomain_metrics import (RING, block_mean, channel_bias, colourfulness, hue_error, is_grey,
+from pipeline.crossdomain_metrics import (RING, channel_bias, colourfulness, hue_error, is_grey,
                                           psnr_of_mse, ring_mse)
 from pipeline.evaluation import grey_baseline, make_lr, mse_255, pil_upscale, quantize, saturation, sr_metrics, to_size
 from pipeline.inference import sr_output
@@ -139,14 +139,14 @@ def raw_lr(linear: np.ndarray, stretch, kind: str, scale: int = SCALE) -> np.nda
     """The LR display image `[h, w, 3]` of a raw frame for LR kind `bicubic` or `block` (see module doc)."""
     if kind == "bicubic":
         return make_lr(np.repeat(stretch.apply(linear)[..., None], 3, -1), scale, quantize=False)
-    if kind == "bicubic-linear":
-        from common.back_projection import downscale
+    if kind not in LR_KINDS:
+        raise ValueError(f"unknown LR kind {kind!r}; choose from {LR_KINDS}")
+    from common.back_projection import downscale
 
-        small = np.asarray(downscale(np.asarray(linear, np.float32)[None, ..., None], scale, "bicubic"))[0, ..., 0]
-        return np.repeat(stretch.apply(small)[..., None], 3, -1)
-    if kind == "block":
-        return np.repeat(stretch.apply(block_mean(linear, scale))[..., None], 3, -1)
-    raise ValueError(f"unknown LR kind {kind!r}; choose from {LR_KINDS}")
+    # The same `down` as the consistency step's (pipeline.consistency), on the linear data.
+    operator = "bicubic" if kind == "bicubic-linear" else "block"
+    small = np.asarray(downscale(np.asarray(linear, np.float32)[None, ..., None], scale, operator))[0, ..., 0]
+    return np.repeat(stretch.apply(small)[..., None], 3, -1)
 
 
 def score_sr_raw(frames: Sequence, upscalers: dict[str, Callable], scale: int = SCALE,

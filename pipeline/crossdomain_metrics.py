@@ -12,22 +12,6 @@ from pipeline.evaluation import quantize, shave
 RING = 8  # px of the image's outer ring, where a border frame shows
 
 
-def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over non-overlapping `factor` x `factor` blocks (a `factor`-times bigger pixel).
-
-    Args:
-        image: `[H, W]` or `[H, W, C]`, H and W multiples of `factor`.
-
-    Returns:
-        float64 `[H/f, W/f(, C)]`.
-    """
-    a = np.asarray(image, np.float64)
-    h, w = a.shape[:2]
-    if h % factor or w % factor:
-        raise ValueError(f"block_mean: shape {a.shape[:2]} is not a multiple of {factor}")
-    return a.reshape(h // factor, factor, w // factor, factor, *a.shape[2:]).mean(axis=(1, 3))
-
-
 def channel_bias(hr: np.ndarray, sr: np.ndarray, border: int = 0) -> np.ndarray:
     """Per-channel mean(SR - HR) in 8-bit levels (both rounded to levels first), `border` px shaved.
 

@@ -44,14 +44,6 @@ def test_channel_bias_by_hand_and_border_shaved():
     np.testing.assert_allclose(cm.channel_bias(hr, sr, border=4), [3.0, -2.0, 0.0], atol=1e-9)
 
 
-def test_block_mean():
-    x = np.arange(16, dtype=np.float32).reshape(4, 4)
-    np.testing.assert_array_equal(cm.block_mean(x, 2), [[2.5, 4.5], [10.5, 12.5]])
-    np.testing.assert_array_equal(cm.block_mean(np.stack([x, 2 * x], -1), 4)[0, 0], [7.5, 15.0])
-    with pytest.raises(ValueError, match="multiple of 4"):
-        cm.block_mean(np.zeros((6, 8)), 4)
-
-
 def test_hue_error_circular_and_only_on_saturated_truth():
     red, green, magenta, grey = [1.0, 0, 0], [0, 1.0, 0], [1.0, 0, 1.0], [0.5, 0.5, 0.5]
     truth = np.array([[red, magenta, grey]])

@@ -58,6 +58,17 @@ def test_no_border_frame_on_a_flat_image():
     assert np.ptp(zero_padded[0, ..., 0]) > 1e-3
 
 
+def test_block_mean_by_hand():
+    from common.back_projection import block_mean
+
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    np.testing.assert_array_equal(np.asarray(block_mean(x, 2))[0, ..., 0], [[2.5, 4.5], [10.5, 12.5]])
+    two = np.concatenate([x, 2 * x], -1)
+    np.testing.assert_array_equal(np.asarray(block_mean(two, 4))[0, 0, 0], [7.5, 15.0])
+    with pytest.raises(ValueError, match="multiple of 4"):
+        block_mean(np.zeros((1, 6, 8, 1), np.float32), 4)
+
+
 def test_block_consistency_is_exact():
     rng = np.random.default_rng(2)
     lr = rng.random((10, 12, 3), dtype=np.float32) * 100.0  # linear units, any range
