@@ -1,12 +1,14 @@
-"""Makes the README's before/after figure from one test-split image with the shipped models.
+"""Makes the README's SR before/after figure from one image of a held-out domain with the shipped models.
 
-    python docs/make_before_after.py --image prepared/test/ic418_y00000_x00000.png --out docs/before_after.png
+    python docs/make_before_after.py --packages_root pkg --name n7023 --out docs/before_after.png
 
-Panels: the grey input the pipeline sees (the image's luminance, 224 px), the
-pipeline's 896 px output with the default models (checkpoints/colorize then
-checkpoints/srgan), the same with the GAN generator (checkpoints/srgan_gan),
-bicubic x4 of the true-colour 224 px image, and the original at 896 px, each
-with a zoom on its centre.
+The image is a Hubble-credited Stellarium picture (`data.domains`' held-out
+`stellarium-hubble` domain: in none of the training data); its centre `--crop`
+px is the truth, its LR is made as the cross-domain evaluation makes it
+(`pipeline.evaluation.make_lr`: antialiased bicubic /4, 8-bit). Panels: the
+LR input, PIL bicubic x4, what the Python API's `upscale` gives by default with
+`checkpoints/srgan` and with `checkpoints/srgan_gan` (consistency step on), and
+the truth, each with a zoom on its centre and its RGB PSNR.
 """
 from __future__ import annotations
 
@@ -20,33 +22,44 @@ sys.path.insert(0, ROOT)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", required=True, help="a colour test-split image")
+    parser.add_argument("--packages_root", required=True, help="where stellarium-data was unpacked (dpkg-deb -x)")
+    parser.add_argument("--name", default="n7023", help="a held-out Stellarium image (data.domains)")
+    parser.add_argument("--crop", type=int, default=256, help="side of the centre crop (HR), a multiple of 4")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "before_after.png"))
     args = parser.parse_args()
 
     import numpy as np
 
-    from data.io import read_image
-    from pipeline.evaluation import pil_upscale, to_size
+    from data.domains import load_stellarium_hubble
+    from pipeline.api import Pipeline
+    from pipeline.evaluation import make_lr, pil_upscale, psnr_255, quantize
     from pipeline.figures import side_by_side
-    from pipeline.inference import colourise_and_upscale, to_luminance
-    from pipeline.models import load_model
 
-    original = read_image(args.image)
-    if original.shape[-1] != 3:
-        raise SystemExit(f"{args.image}: need a colour image to compare against")
-    colour224 = to_size(original, 224)
-    grey = to_luminance(colour224)[0]
-    col = load_model(os.path.join(ROOT, "checkpoints", "colorize"), "colorize")
-    panels = [("grey input (224)", grey)]
+    items = {i.name: i for i in load_stellarium_hubble(args.packages_root)}
+    if args.name not in items:
+        raise SystemExit(f"{args.name}: not a held-out Stellarium image; choose from {', '.join(sorted(items))}")
+    if args.crop <= 0 or args.crop % 4:
+        raise SystemExit(f"--crop {args.crop}: need a positive multiple of 4")
+    image = items[args.name].image
+    h, w = image.shape[:2]
+    side = min(args.crop, h - h % 4, w - w % 4)
+    top, left = (h - side) // 2, (w - side) // 2
+    hr = image[top : top + side, left : left + side]
+    lr = make_lr(hr, 4)
+
+    def scored(label: str, sr: np.ndarray) -> tuple[str, np.ndarray]:
+        sr = quantize(sr) / 255.0
+        return f"{label}\n{psnr_255(hr, sr, 4):.2f} dB", sr
+
+    panels = [("LR input (x4 nearest)", np.repeat(np.repeat(lr, 4, 0), 4, 1)),
+              scored("bicubic (PIL)", pil_upscale(lr, 4, "bicubic"))]
     for name in ("srgan", "srgan_gan"):
-        sr = load_model(os.path.join(ROOT, "checkpoints", name), "srgan")
-        out = colourise_and_upscale(grey[None], col, sr)[1][0]
-        panels.append((f"pipeline output, {name} (896)", out))
-    panels.append(("true colour + bicubic x4", pil_upscale(colour224, 4, "bicubic")))
-    panels.append(("original (896)", to_size(original, 896)))
-    side_by_side(args.out, panels, title=f"{os.path.basename(args.image)} (test split): grey -> colour -> x4")
-    print(args.out, np.asarray(panels[1][1]).shape)
+        pipe = Pipeline.load(srgan_model=os.path.join(ROOT, "checkpoints", name))
+        panels.append(scored(f"checkpoints/{name}", pipe.upscale(lr)))
+    panels.append(("truth", hr))
+    side_by_side(args.out, panels,
+                 title=f"{args.name} ({items[args.name].credit}; held out of training): x4 super-resolution")
+    print(args.out, "; ".join(label.replace("\n", " ") for label, _ in panels))
     return 0
 
 
