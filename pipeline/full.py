@@ -270,15 +270,12 @@ def upscaled_bands(frame, upscaler, scale: int, options: FullOptions,
 
     operator, linear = correction(consistency, stretch, raw)
 
-    def to_display(x: np.ndarray) -> np.ndarray:
-        return stretch.apply(x.reshape(x.shape[0], -1)).reshape(x.shape)
-
     # The whole frame's noise, measured once, so every tile and band is shown alike.
     noise = hr_noise(raw, scale, operator) if linear and options.display_noise else 0.0
 
     def upscale_batch(tiles: np.ndarray) -> np.ndarray:
         if linear:  # tiles in linear units: the network sees them stretched, the correction is linear
-            sr = sr_output(upscaler.run(np.stack([to_display(t) for t in tiles])))
+            sr = sr_output(upscaler.run(np.stack([expected_display(t, stretch, 0.0) for t in tiles])))
             return np.stack([back_project(stretch.invert(s.reshape(s.shape[0], -1)).reshape(s.shape), t, scale,
                                           operator) for s, t in zip(sr, tiles)])
         sr = sr_output(upscaler.run(np.asarray(tiles, np.float32)))
