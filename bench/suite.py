@@ -345,8 +345,9 @@ def main() -> int:
     text = table(results, args.repeats, args.note)
     print(text)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
+        from common.files import atomic_write_bytes
+
+        atomic_write_bytes(args.out, text.encode())  # as every bench report: never half written
     return 0
 
 
