@@ -4,8 +4,8 @@ The SRGAN trainer (`srgan.trainer`, Keras `model.fit` on any backend) makes
 the pairs of `data.datasets.sr_example` from images held in memory
 (`data.examples.load_images`): a random `hr_size` square (central for dev) in
 one of the 8 flips/rotations, and its LR by `degrade`, with Keras ops inside
-the train step. Images smaller than `hr_size` are zero-padded (black sky),
-never upscaled. Under the TensorFlow backend `degrade` is
+the train step. Images smaller than `hr_size` are zero-padded (black sky)
+around their centre, as `data.datasets` pads them, never upscaled. Under the TensorFlow backend `degrade` is
 `data.datasets.degrade`'s computation (`tf.image.resize` bicubic with
 antialiasing, rounded to 8-bit levels); the host's random stream is NumPy's,
 seeded by (seed, step), so a resumed run continues it.
@@ -23,13 +23,18 @@ from data.fits_io import DEFAULT_ASINH_A
 DEGRADATIONS = ("bicubic", "block", "mixed")
 
 
-def _padded(images: np.ndarray, hr_size: int) -> np.ndarray:
-    h, w = images.shape[1:3]
-    if h >= hr_size and w >= hr_size:
-        return images
-    out = np.zeros((len(images), max(h, hr_size), max(w, hr_size), 3), images.dtype)
-    out[:, :h, :w] = images
-    return out
+def _crop(images: np.ndarray, sizes: np.ndarray, i: int, top: int, left: int, hr_size: int) -> np.ndarray:
+    """The `hr_size` square at (top, left) of image i, centred in black sky where it is smaller than that.
+
+    (top, left) index the image padded to at least `hr_size` each way (0 along
+    a padded axis), so a small image always lands in the middle of its crop.
+    """
+    h, w = sizes[i]
+    image = images[i, :h, :w]
+    if h < hr_size or w < hr_size:
+        ph, pw = max(0, hr_size - h), max(0, hr_size - w)
+        image = np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    return image[top:top + hr_size, left:left + hr_size]
 
 
 def random_hr_crops(rng: np.random.Generator, images: np.ndarray, sizes: np.ndarray, batch_size: int,
@@ -38,19 +43,19 @@ def random_hr_crops(rng: np.random.Generator, images: np.ndarray, sizes: np.ndar
 
     Args:
         rng: NumPy generator (seeded per step by the caller).
-        images, sizes: from `data.examples.load_images` (top-left, zero-padded).
+        images, sizes: from `data.examples.load_images` (each at the top left of
+            the stack, `sizes` its real extent).
         batch_size: B.
         hr_size: crop side.
         degradation: `bicubic`, `block` or `mixed`; `block[i]` says whether
             example i's LR is the block mean (`mixed`: drawn per example).
     """
-    images = _padded(images, hr_size)
     idx = rng.integers(0, len(images), batch_size)
     hr = np.empty((batch_size, hr_size, hr_size, 3), np.float32)
     for k, i in enumerate(idx):
         h, w = np.maximum(sizes[i], hr_size)
         top, left = rng.integers(0, h - hr_size + 1), rng.integers(0, w - hr_size + 1)
-        crop = images[i, top:top + hr_size, left:left + hr_size]
+        crop = _crop(images, sizes, i, top, left, hr_size)
         ud, lr, rot = rng.integers(0, 2), rng.integers(0, 2), rng.integers(0, 4)
         crop = crop[::-1] if ud else crop
         crop = crop[:, ::-1] if lr else crop
@@ -61,11 +66,9 @@ def random_hr_crops(rng: np.random.Generator, images: np.ndarray, sizes: np.ndar
 def central_hr_crops(images: np.ndarray, sizes: np.ndarray, hr_size: int, degradation: str,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Dev pairs: the central `hr_size` square of each image, and fixed `block` flags (a seeded draw)."""
-    images = _padded(images, hr_size)
     hr = np.empty((len(images), hr_size, hr_size, 3), np.float32)
     for k, (h, w) in enumerate(np.maximum(sizes, hr_size)):
-        top, left = (h - hr_size) // 2, (w - hr_size) // 2
-        hr[k] = images[k, top:top + hr_size, left:left + hr_size]
+        hr[k] = _crop(images, sizes, k, (h - hr_size) // 2, (w - hr_size) // 2, hr_size)
     return hr, _block_flags(np.random.default_rng(seed), len(images), degradation)
 
 

@@ -284,6 +284,25 @@ def test_sr_pairs_are_the_tf_data_ones(real_images):
         np.testing.assert_allclose(lr[i], ref, atol=1e-6)
 
 
+def test_small_images_sit_centred_in_their_crops():
+    """An image smaller than hr_size is padded with black sky around it, in training and dev crops alike."""
+    from data.sr_examples import central_hr_crops, random_hr_crops
+
+    images = np.zeros((2, 40, 40, 3), np.float32)
+    images[0, :10, :20] = 0.5  # image 0 is 10 x 20, at the top left of the stack
+    images[1] = np.random.default_rng(0).random((40, 40, 3))  # image 1 fills 40 x 40
+    sizes = np.array([[10, 20], [40, 40]])
+    hr, _ = central_hr_crops(images, sizes, 32, "bicubic")
+    # (32 - 10) // 2 = 11 rows and (32 - 20) // 2 = 6 columns of sky before it, the rest after.
+    lit = np.argwhere(hr[0, ..., 0] > 0)
+    assert lit.min(axis=0).tolist() == [11, 6] and lit.max(axis=0).tolist() == [20, 25]
+    np.testing.assert_array_equal(hr[1], images[1, 4:36, 4:36])  # a big one: its central 32 px
+    crops, _ = random_hr_crops(np.random.default_rng(3), images[:1], sizes[:1], 8, 32, "bicubic")
+    for crop in crops:  # flipped and rotated, but always the same 200 lit pixels around the middle
+        lit = np.argwhere(crop[..., 0] > 0)
+        assert len(lit) == 200 and np.allclose(lit.mean(axis=0), 15.5)
+
+
 def test_training_needs_no_tensorflow():
     """What a GPU machine with JAX but no TensorFlow runs: no module that `srgan.train` loads imports TensorFlow
     at import time (checked on the source; the SavedModel writer, which does, is imported only to export)."""
