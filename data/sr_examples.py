@@ -5,10 +5,11 @@ the pairs of `data.datasets.sr_example` from images held in memory
 (`data.examples.load_images`): a random `hr_size` square (central for dev) in
 one of the 8 flips/rotations, and its LR by `degrade`, with Keras ops inside
 the train step. Images smaller than `hr_size` are zero-padded (black sky)
-around their centre, as `data.datasets` pads them, never upscaled. Under the TensorFlow backend `degrade` is
-`data.datasets.degrade`'s computation (`tf.image.resize` bicubic with
-antialiasing, rounded to 8-bit levels); the host's random stream is NumPy's,
-seeded by (seed, step), so a resumed run continues it.
+around their centre, as `data.datasets` pads them, never upscaled. Under the
+TensorFlow backend `degrade` is `data.datasets.degrade`'s computation
+(`tf.image.resize` bicubic with antialiasing, rounded to 8-bit levels); the
+host's random stream is NumPy's, seeded by (seed, step), so a resumed run
+continues it.
 """
 from __future__ import annotations
 

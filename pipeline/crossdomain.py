@@ -136,7 +136,7 @@ def score_sr_pictures(domain: str, images: Sequence[np.ndarray], upscalers: dict
 
 
 def raw_lr(linear: np.ndarray, stretch, kind: str, scale: int = SCALE) -> np.ndarray:
-    """The LR display image `[h, w, 3]` of a raw frame for LR kind `bicubic` or `block` (see module doc)."""
+    """The LR display image `[h, w, 3]` of a raw frame for one of `LR_KINDS` (see module doc)."""
     if kind == "bicubic":
         return make_lr(np.repeat(stretch.apply(linear)[..., None], 3, -1), scale, quantize=False)
     if kind not in LR_KINDS:
