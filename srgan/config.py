@@ -137,12 +137,4 @@ def phase_of(config: SRGANConfig, step: int) -> int:
     return 1 if step < config.init_steps else 2
 
 
-def learning_rate_at(config: SRGANConfig, step: int) -> float:
-    """Phase 1: the base rate; phase 2: x decay_factor every decay_every phase-2 steps."""
-    if step < config.init_steps:
-        return config.learning_rate
-    return config.learning_rate * config.decay_factor ** ((step - config.init_steps) // config.decay_every)
-
-
-
-__all__ = ["SRGANConfig", "MODEL_FIELDS", "MSE_DIR", "validate", "phase_of", "learning_rate_at"]
+__all__ = ["SRGANConfig", "MODEL_FIELDS", "MSE_DIR", "validate", "phase_of"]

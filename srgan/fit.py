@@ -18,7 +18,7 @@ takes it back). Each returns the step's losses, batch means.
 
 The learning rate is a schedule of each optimiser's own update count: phase 1
 the base rate; phase 2 (`g_opt`, `d_opt`, whose counts are phase-2 steps)
-`srgan.config.learning_rate_at`.
+`PhaseTwoRate`; `SRGANFit.learning_rate_at` reads the same schedules for the log.
 """
 from __future__ import annotations
 
@@ -88,9 +88,9 @@ class SRGANFit(Prebuilt, keras.Model):
         self.generator = build_generator(config.num_blocks, config.filters, config.scale, config.arch)
         self.discriminator = build_discriminator(config.hr_size)
         self.vgg = build_vgg_features(config.vgg_layer, None if config.vgg_weights == "none" else config.vgg_weights)
-        phase2 = PhaseTwoRate(config.learning_rate, config.decay_factor, config.decay_every)
-        self.g_init_opt, self.g_opt, self.d_opt = (self._adam(config.learning_rate), self._adam(phase2),
-                                                   self._adam(phase2))
+        self._phase2_rate = PhaseTwoRate(config.learning_rate, config.decay_factor, config.decay_every)
+        self.g_init_opt, self.g_opt, self.d_opt = (self._adam(config.learning_rate), self._adam(self._phase2_rate),
+                                                   self._adam(self._phase2_rate))
         # Slot variables must exist before a restore, or Adam's moments would restart from zero on resume.
         self.g_init_opt.build(self.generator.trainable_variables)
         self.g_opt.build(self.generator.trainable_variables)
@@ -101,6 +101,12 @@ class SRGANFit(Prebuilt, keras.Model):
                 lr_cycle(config.hr_size // config.scale, config.scale, operator)
         self.phase = 1
         self.built = True
+
+    def learning_rate_at(self, step: int) -> float:
+        """The rate of the update taking the run from global `step` to `step + 1` (phase 1's, or phase 2's schedule)."""
+        if step < self.config.init_steps:
+            return float(self.config.learning_rate)
+        return float(self._phase2_rate(step - self.config.init_steps))
 
     def _adam(self, rate) -> keras.optimizers.Optimizer:
         opt = keras.optimizers.Adam(rate, beta_1=self.config.beta_1)

@@ -49,7 +49,7 @@ from common.training import fit_strategy, load_config, load_training_images, sav
 from data.examples import load_images
 from data.splits import split_files
 from data.sr_examples import central_hr_crops, consistent, degrade, random_hr_crops
-from srgan.config import MODEL_FIELDS, MSE_DIR, SRGANConfig, learning_rate_at, phase_of, validate
+from srgan.config import MODEL_FIELDS, MSE_DIR, SRGANConfig, phase_of, validate
 from srgan.fit import SRGANFit
 from srgan.model import sr_output
 
@@ -256,7 +256,7 @@ def _train(config: SRGANConfig, workdir: str, strategy, chief: bool) -> TrainRes
                 continue
             m.set_phase(phase)
             log = StepLog(step, stop, config.log_every, "srgan", summaries=summaries, record=record,
-                          extra=lambda s: {"phase": phase_of(config, s - 1), "lr": learning_rate_at(config, s - 1)},
+                          extra=lambda s: {"phase": phase_of(config, s - 1), "lr": m.learning_rate_at(s - 1)},
                           keep=HISTORY_KEEP)
             # The generator of the last 3 saves also in weights/, as the tf checkpoints of old were kept.
             checkpoints = Checkpoints(workdir, step, stop, config.checkpoint_every, models, optimizers,
