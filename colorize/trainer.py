@@ -12,7 +12,7 @@ synchronised, `common.distribute.synchronize_batch_norm`), so the replicas
 together take the step one device takes with the whole batch. Only the chief
 writes files. Other backends train on one device.
 
-The examples are those of `data.datasets.colorize_example`, made with Keras
+The examples are made with Keras
 ops inside the training model (`data.examples`): a random square crop of
 50-100 % of the shorter side, in one of the 8 flips/rotations, resized to
 `size` with antialiased bilinear (equal to `tf.image.resize(..., antialias=

@@ -1,11 +1,12 @@
 """Colouriser examples without TensorFlow: images in memory, random crops, resize on the accelerator.
 
-The colouriser's trainer (`colorize.trainer`) makes the same examples as
-`data.datasets.colorize_example` with Keras ops only, so they run on any Keras
-backend: a crop of 50-100 % of the shorter side in one of the 8
-flips/rotations (training) or the whole image (evaluation), resized with
-antialiased bilinear and split into Y and UV. Crop, flip and resize are one
-batched product with per-image interpolation matrices (`crop_resize`).
+The colouriser's trainer (`colorize.trainer`) makes its examples with Keras
+ops only, so they run on any Keras backend: a crop of 50-100 % of the shorter
+side in one of the 8 flips/rotations (training) or the whole image
+(evaluation), resized with antialiased bilinear (`resize_image`, the resize the
+pipeline gives the colouriser's input) and split into Y and UV. Crop, flip and
+resize are one batched product with per-image interpolation matrices
+(`crop_resize`, equal to `resize_image` of the cropped, flipped image).
 
 Brightness and contrast (`random_crops(..., brightness, contrast)`, off by
 default) keep colours true: they act on the crop's RGB as one linear stretch of
@@ -34,7 +35,7 @@ N_CROP_PARAMS = 9
 def load_images(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Reads images into one array, each at the top left, zero-padded (black sky) to the largest.
 
-    Unreadable files are skipped with a warning, as in `data.datasets`. float16
+    Unreadable files are skipped with a warning (a corrupt file must not end a long run). float16
     halves the memory of float32; its rounding (under 1/4000) is far below an 8-bit level.
 
     Args:
@@ -67,8 +68,7 @@ def random_crops(rng: np.random.Generator, sizes: np.ndarray, brightness: float 
     """Crop parameters `[B, 9]` float32 for training (see `N_CROP_PARAMS`).
 
     A square of 50-100 % of each image's shorter side at a random place, and
-    one of the 8 flips/rotations (the sky has no preferred orientation): the
-    draws of `data.datasets.colorize_example`. Then a gain in [1 - brightness,
+    one of the 8 flips/rotations (the sky has no preferred orientation). Then a gain in [1 - brightness,
     1 + brightness] and a contrast in [1 - contrast, 1 + contrast] (drawn only
     when non-zero, so the default stream is the crops' alone).
 
@@ -150,8 +150,26 @@ def crop_resize(images, params, size: int):
     return ops.clip(out, 0.0, 1.0)
 
 
+def resize_image(image, height: int, width: int):
+    """Antialiased bilinear resize to `height` x `width`, clipped to [0, 1].
+
+    The one resize to the colouriser's working resolution: the pipeline's
+    (`pipeline.inference.to_working_size`) and the evaluation's, which
+    `crop_resize` reproduces for training crops.
+
+    Args:
+        image: `[B, H, W, C]` float in [0, 1].
+        height, width: output size.
+
+    Returns:
+        `[B, height, width, C]` float32 in [0, 1] (a tensor of the Keras backend).
+    """
+    resized = ops.image.resize(ops.cast(image, "float32"), (height, width), interpolation="bilinear", antialias=True)
+    return ops.clip(resized, 0.0, 1.0)
+
+
 def make_examples(images, params, size: int):
-    """`(y [B, size, size, 1], uv [B, size, size, 2])`, as `data.datasets.colorize_example` gives them.
+    """`(y [B, size, size, 1] in [0, 1], uv [B, size, size, 2] with Guo's +0.5 offset)` of the crops in `params`.
 
     Rows of `params` with N_CROP_PARAMS columns also apply their gain and contrast (`stretch_rgb`).
     """
@@ -163,4 +181,5 @@ def make_examples(images, params, size: int):
     return yuv[..., :1], yuv[..., 1:]
 
 
-__all__ = ["N_CROP_PARAMS", "load_images", "random_crops", "whole_images", "crop_resize", "stretch_rgb", "make_examples"]
+__all__ = ["N_CROP_PARAMS", "load_images", "random_crops", "whole_images", "crop_resize", "resize_image", "stretch_rgb",
+           "make_examples"]

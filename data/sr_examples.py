@@ -1,15 +1,14 @@
 """SR training pairs without TensorFlow: HR crops gathered on the host, LR made on the accelerator.
 
 The SRGAN trainer (`srgan.trainer`, Keras `model.fit` on any backend) makes
-the pairs of `data.datasets.sr_example` from images held in memory
-(`data.examples.load_images`): a random `hr_size` square (central for dev) in
-one of the 8 flips/rotations, and its LR by `degrade`, with Keras ops inside
-the train step. Images smaller than `hr_size` are zero-padded (black sky)
-around their centre, as `data.datasets` pads them, never upscaled. Under the
-TensorFlow backend `degrade` is `data.datasets.degrade`'s computation
-(`tf.image.resize` bicubic with antialiasing, rounded to 8-bit levels); the
-host's random stream is NumPy's, seeded by (seed, step), so a resumed run
-continues it.
+its pairs from images held in memory (`data.examples.load_images`): a random
+`hr_size` square (central for dev) in one of the 8 flips/rotations, and its LR
+by `degrade`, with Keras ops inside the train step. Images smaller than
+`hr_size` are zero-padded (black sky) around their centre, never upscaled.
+`degrade` is also the evaluation's picture LR (`pipeline.evaluation.make_lr`):
+antialiased bicubic (`tf.image.resize` under TensorFlow) rounded to 8-bit
+levels. The host's random stream is NumPy's, seeded by (seed, step), so a
+resumed run continues it.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from keras import ops
 
 from data.fits_io import DEFAULT_ASINH_A
 
-#: How LR crops are made from HR (`srgan.config` `degradation`; `data.datasets.degrade` too).
+#: How LR crops are made from HR (`srgan.config` `degradation`).
 DEGRADATIONS = ("bicubic", "block", "mixed")
 
 

@@ -27,7 +27,8 @@ from PIL import Image
 
 from common.metrics import luma_bt601
 from data.colour import rgb_to_luma
-from data.datasets import downscale, resize_image
+from data.examples import resize_image
+from data.sr_examples import degrade
 from data.normalize import to_uint8
 from pipeline.inference import sr_output
 
@@ -78,15 +79,19 @@ def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def make_lr(hr: np.ndarray, scale: int, quantize: bool = True) -> np.ndarray:
-    """Antialiased bicubic downscale (`tf.image.resize(antialias=True)`), the same as training uses.
+    """Antialiased bicubic downscale (`tf.image.resize(antialias=True)`), clipped: training's bicubic LR (`degrade`).
 
     Args:
         hr: `[H, W, C]` float in [0, 1], H and W multiples of `scale`.
         scale: integer factor.
         quantize: round to 8-bit levels (as a PNG input is); False keeps float
             (as a stretched FITS frame reaches the pipeline).
+
+    Returns:
+        `[H/scale, W/scale, C]` float32 in [0, 1].
     """
-    return np.asarray(downscale(tf.constant(hr[None], tf.float32), scale, quantize=quantize)[0])
+    return np.asarray(degrade(np.asarray(hr, np.float32)[None], np.zeros(1, np.float32), scale,
+                              quantize=quantize)[0])
 
 
 def pil_upscale(image: np.ndarray, scale: int, method: str) -> np.ndarray:
@@ -99,7 +104,7 @@ def pil_upscale(image: np.ndarray, scale: int, method: str) -> np.ndarray:
 
 def to_size(image: np.ndarray, size: int) -> np.ndarray:
     """The pipeline's resize (antialiased bilinear) to `size` x `size`."""
-    return np.asarray(resize_image(tf.constant(image[None], tf.float32), size, size)[0])
+    return np.asarray(resize_image(image[None], size, size)[0])
 
 
 def grey_baseline(rgb: np.ndarray) -> np.ndarray:

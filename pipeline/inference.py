@@ -12,10 +12,9 @@ import re
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from data.colour import rgb_to_luma
-from data.datasets import resize_image
+from data.examples import resize_image
 from data.io import ImageReadError, check_frame_size, list_images, read_image
 from pipeline.models import LoadedModel
 
@@ -39,7 +38,7 @@ def to_luminance(image: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def to_working_size(grey: np.ndarray, size: int) -> np.ndarray:
     """Resizes a grey frame `[H, W, 1]` to `[size, size, 1]` like training does (paper 5.2)."""
-    return np.asarray(resize_image(tf.convert_to_tensor(grey[None]), size, size)[0])
+    return np.asarray(resize_image(grey[None], size, size)[0])
 
 
 def sr_output(sr) -> np.ndarray:

@@ -1,5 +1,5 @@
 """The colouriser's `model.fit` trainer (any Keras backend) and its examples (`data.examples`):
-examples equal to the tf.data ones, training, resume, export; and the same under JAX in a subprocess."""
+examples equal to TensorFlow's resize of each crop, training, resume, export; and the same under JAX in a subprocess."""
 import dataclasses
 import json
 import os
@@ -15,7 +15,7 @@ from colorize.config import ColorizeConfig
 from colorize.losses import colorize_loss
 from colorize.saved_model import export_colorizer, restore_colorizer
 from data.colour import rgb_to_yuv
-from data.datasets import colorize_example, split_files
+from data.splits import split_files
 
 
 def _tf_resize(image, size):
@@ -23,7 +23,7 @@ def _tf_resize(image, size):
 
 
 def test_whole_images_match_the_tf_eval_examples(real_images):
-    """Dev examples: each (zero-padded) image resized whole, as `colorize_example(training=False)` makes them."""
+    """Dev examples: each image (not its zero padding) resized whole with tf.image.resize, split into Y and UV."""
     images, sizes = examples.load_images(real_images[:2])
     cut = images[1, :200, :150].astype(np.float32)  # a non-square image among square ones
     images[1] = 0
@@ -32,9 +32,9 @@ def test_whole_images_match_the_tf_eval_examples(real_images):
     y, uv = examples.make_examples(images, examples.whole_images(sizes), 48)
     for i in range(2):
         h, w = sizes[i]
-        ref_y, ref_uv = colorize_example(tf.constant(images[i, :h, :w].astype(np.float32)), 48, False, None)
-        np.testing.assert_allclose(np.asarray(y[i]), ref_y.numpy(), atol=2e-6)
-        np.testing.assert_allclose(np.asarray(uv[i]), ref_uv.numpy(), atol=2e-6)
+        ref = np.asarray(rgb_to_yuv(_tf_resize(images[i, :h, :w].astype(np.float32), (48, 48))))
+        np.testing.assert_allclose(np.asarray(y[i]), ref[..., :1], atol=2e-6)
+        np.testing.assert_allclose(np.asarray(uv[i]), ref[..., 1:], atol=2e-6)
 
 
 @pytest.mark.parametrize("side,size", [(30, 24), (12, 24), (20, 20)])
