@@ -22,14 +22,13 @@ import os
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
-from common.metrics import luma_bt601
+from common.metrics import luma_bt601, ssim
 from data.colour import rgb_to_luma
 from data.examples import resize_image
-from data.sr_examples import degrade
 from data.normalize import to_uint8
+from data.sr_examples import degrade
 from pipeline.inference import sr_output
 
 
@@ -42,9 +41,15 @@ def shave(image: np.ndarray, border: int) -> np.ndarray:
     return image[border:-border, border:-border] if border > 0 else image
 
 
+def _levels(ref: np.ndarray, out: np.ndarray, border: int, y_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Both images on float64 8-bit levels, `border` px shaved; BT.601 Y (16..235) with `y_only`."""
+    a, b = shave(quantize(ref), border), shave(quantize(out), border)
+    return (luma_bt601(a / 255.0), luma_bt601(b / 255.0)) if y_only else (a, b)
+
+
 def mse_255(ref: np.ndarray, out: np.ndarray, border: int = 0) -> float:
     """MSE on 8-bit levels, float64, after shaving `border` px."""
-    a, b = shave(quantize(ref), border), shave(quantize(out), border)
+    a, b = _levels(ref, out, border)
     return float(np.mean((a - b) ** 2))
 
 
@@ -56,21 +61,15 @@ def psnr_255(ref: np.ndarray, out: np.ndarray, border: int = 0, y_only: bool = F
         border: px shaved from each side.
         y_only: compare BT.601 Y (16..235) instead of RGB.
     """
-    a, b = shave(quantize(ref), border), shave(quantize(out), border)
-    if y_only:
-        a, b = luma_bt601(a / 255.0), luma_bt601(b / 255.0)
+    a, b = _levels(ref, out, border, y_only)
     err = float(np.mean((a - b) ** 2))
     return float("inf") if err == 0 else 10.0 * np.log10(255.0**2 / err)
 
 
 def ssim_255(ref: np.ndarray, out: np.ndarray, border: int = 0, y_only: bool = False) -> float:
-    """SSIM of one pair on 8-bit levels (Gaussian 11x11, sigma 1.5, K1 .01, K2 .03)."""
-    a, b = shave(quantize(ref), border), shave(quantize(out), border)
-    if y_only:
-        a, b = luma_bt601(a / 255.0), luma_bt601(b / 255.0)
-    value = tf.image.ssim(tf.constant(a[None], tf.float32), tf.constant(b[None], tf.float32), max_val=255.0,
-                          filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
-    return float(value[0])
+    """SSIM of one pair on 8-bit levels: `common.metrics.ssim` (Gaussian 11x11, sigma 1.5, K1 .01, K2 .03)."""
+    a, b = _levels(ref, out, border, y_only)
+    return float(ssim(a[None], b[None], max_val=255.0))
 
 
 def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
