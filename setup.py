@@ -5,7 +5,7 @@ TensorFlow is chosen by extra so that CPU-only machines (and CI) get the small
 
     pip install -e ".[cpu]"        # tensorflow-cpu 2.21 + ai-edge-litert (CI, laptops)
     pip install -e ".[gpu]"        # tensorflow[and-cuda] 2.21 (NVIDIA GPUs on Linux)
-    pip install -e ".[cpu,test]"   # plus pytest/hypothesis/jax (CPU) for the test suite
+    pip install -e ".[cpu,test]"   # plus pytest (+ xdist)/hypothesis/jax (CPU) for the test suite
     pip install -e ".[cpu,test,tl]"  # plus TensorLayer 2.2.5 for srgan.import_tl
     pip install -e ".[cpu,dask]"     # plus Dask for `pipeline.run --executor dask` (README: Scaling out)
 
@@ -56,7 +56,7 @@ setup(
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
         # jax (CPU): tests/test_colorize_fit.py also trains under KERAS_BACKEND=jax, as a GPU machine
         # without TensorFlow does (skipped where jax is missing).
-        "test": ["pytest>=8", "hypothesis>=6.100", "jax>=0.10,<1"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "jax>=0.10,<1"],
         # The cross-domain evaluation's Hubble Deep Field (skimage.data.hubble_deep_field, in the wheel).
         "eval": ["scikit-image>=0.21"],
         # pipeline.run --executor dask / Pipeline.process_files(client=...); bokeh serves the dashboard.
