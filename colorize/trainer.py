@@ -12,13 +12,13 @@ synchronised, `common.distribute.synchronize_batch_norm`), so the replicas
 together take the step one device takes with the whole batch. Only the chief
 writes files. Other backends train on one device.
 
-The examples are made with Keras
-ops inside the training model (`data.examples`): a random square crop of
-50-100 % of the shorter side, in one of the 8 flips/rotations, resized to
-`size` with antialiased bilinear (equal to `tf.image.resize(..., antialias=
-True)` to float rounding, tested) and split into Y and UV; dev images are
-resized whole. The host only gathers images; the random stream is NumPy's,
-seeded by (seed, step), so a resumed run continues the same stream.
+The examples are made with Keras ops inside the training model
+(`data.examples`): a random square crop of 50-100 % of the shorter side, in
+one of the 8 flips/rotations, resized to `size` with antialiased bilinear
+(equal to `tf.image.resize(..., antialias=True)` to float rounding, tested)
+and split into Y and UV; dev images are resized whole. The host only gathers
+images; the random stream is NumPy's, seeded by (seed, step), so a resumed run
+continues the same stream.
 `--brightness_jitter` / `--contrast_jitter` add hue-keeping stretches.
 
 `--loss classification` (Zhang et al. 2016, `colorize.chroma`): the bins are

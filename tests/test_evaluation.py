@@ -2,6 +2,7 @@
 import numpy as np
 from PIL import Image
 
+from data.colour import rgb_to_yuv
 from data.io import read_image
 from pipeline import evaluation as ev
 
@@ -115,3 +116,31 @@ def test_evaluate_finds_models_named_as_pipeline_run_names_them(tmp_path, real_i
                                  size=64, inception_weights="none", figures=0), log=lambda m: None)
     # The SR rows name the export's folder: the one found under $ASTRO_MODELS_DIR.
     assert any(r.method.startswith("SR model tiny_sr") for r in result["rows"])
+
+
+def test_make_lr_is_antialiased_bicubic_on_8_bit_levels(real_images):
+    import tensorflow as tf
+
+    hr = read_image(real_images[0])[:48, :40]
+    lr = ev.make_lr(hr, 4)
+    assert lr.shape == (12, 10, 3) and lr.dtype == np.float32
+    reference = tf.image.resize(hr[None], (12, 10), "bicubic", antialias=True)[0].numpy()
+    expected = np.round(np.clip(reference, 0, 1) * 255) / 255
+    # The same TensorFlow op: equal to float rounding, so on the same 8-bit levels.
+    np.testing.assert_allclose(lr, expected, atol=1e-6)
+    np.testing.assert_allclose(lr * 255, np.round(lr * 255), atol=1e-4)
+    # Kept float (a stretched FITS frame): the resize itself, only clipped.
+    np.testing.assert_allclose(ev.make_lr(hr, 4, quantize=False), np.clip(reference, 0, 1), atol=1e-6)
+
+
+def test_working_size_is_the_whole_image_resized(real_images):
+    """The colouriser's eval input: the whole image, antialiased bilinear to the square working size."""
+    import tensorflow as tf
+
+    img = read_image(real_images[0])
+    small = ev.to_size(img, 32)
+    ref = np.clip(tf.image.resize(img[None], (32, 32), "bilinear", antialias=True)[0].numpy(), 0, 1)
+    assert small.shape == (32, 32, 3)
+    np.testing.assert_allclose(small, ref, atol=1e-6)
+    y = np.asarray(rgb_to_yuv(small))[..., 0]
+    assert 0.0 <= y.min() and y.max() <= 1.0
