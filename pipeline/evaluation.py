@@ -88,7 +88,12 @@ def make_lr(hr: np.ndarray, scale: int, quantize: bool = True) -> np.ndarray:
 
     Returns:
         `[H/scale, W/scale, C]` float32 in [0, 1].
+
+    Raises:
+        ValueError: H or W is not a multiple of `scale` (`mod_crop` first).
     """
+    if hr.shape[0] % scale or hr.shape[1] % scale:
+        raise ValueError(f"make_lr: HR {hr.shape[0]}x{hr.shape[1]} is not a multiple of {scale}; mod_crop it first")
     return np.asarray(degrade(np.asarray(hr, np.float32)[None], np.zeros(1, np.float32), scale,
                               quantize=quantize)[0])
 

@@ -1,5 +1,6 @@
 """Evaluation protocol: metric values worked out by hand, baselines, bicubic row."""
 import numpy as np
+import pytest
 from PIL import Image
 
 from data.colour import rgb_to_yuv
@@ -131,6 +132,8 @@ def test_make_lr_is_antialiased_bicubic_on_8_bit_levels(real_images):
     np.testing.assert_allclose(lr * 255, np.round(lr * 255), atol=1e-4)
     # Kept float (a stretched FITS frame): the resize itself, only clipped.
     np.testing.assert_allclose(ev.make_lr(hr, 4, quantize=False), np.clip(reference, 0, 1), atol=1e-6)
+    with pytest.raises(ValueError, match="50x40 is not a multiple of 4; mod_crop"):
+        ev.make_lr(read_image(real_images[0])[:50, :40], 4)
 
 
 def test_working_size_is_the_whole_image_resized(real_images):
